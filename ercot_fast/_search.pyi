@@ -1,0 +1,3 @@
+import numpy as np
+
+def slice_bounds(timestamps: np.ndarray, start: int, end: int) -> tuple[int, int]: ...

@@ -1,0 +1,45 @@
+"""Build the Cython kernels in ext/ as ercot_fast.* extension modules.
+
+Environment switches (as asyncpg, msgspec and falcon have them):
+  ERCOT_FAST_ANNOTATE=1   write Cython's HTML annotation next to each .pyx
+  ERCOT_FAST_DEBUG=1      compile with -O0 -g and Cython's bounds checks on
+  ERCOT_FAST_PURE=1       build no extension: the pure-Python twins are used
+"""
+import os
+
+import numpy
+from setuptools import Extension, setup
+
+# Each kernel is named explicitly: module name -> source.
+KERNELS = {
+    "ercot_fast._search": "ext/search.pyx",
+    "ercot_fast._jsonwrite": "ext/jsonwrite.pyx",
+}
+
+
+def extensions():
+    if os.environ.get("ERCOT_FAST_PURE") == "1":
+        return []
+    from Cython.Build import cythonize
+
+    debug = os.environ.get("ERCOT_FAST_DEBUG") == "1"
+    args = ["-O0", "-g"] if debug else ["-O3"]
+    exts = [
+        Extension(
+            name,
+            [source],
+            include_dirs=[numpy.get_include()],
+            extra_compile_args=args + ["-Wall", "-Wno-unused-function"],
+            define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        )
+        for name, source in KERNELS.items()
+    ]
+    return cythonize(
+        exts,
+        language_level=3,
+        annotate=os.environ.get("ERCOT_FAST_ANNOTATE") == "1",
+        compiler_directives={"embedsignature": True, "boundscheck": debug, "wraparound": debug},
+    )
+
+
+setup(ext_modules=extensions())

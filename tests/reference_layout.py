@@ -1,0 +1,96 @@
+"""Build reference-layout data directories (DATA.md section 1) from the real
+ERCOT CSVs in ../shared/data/ercot, for tests.
+
+Two flavours:
+- ``legacy``: what the older pipeline wrote: naive Central wall-clock
+  ``datetime_ts``, the repeated fall-back hour collapsed to its first (CDT) row,
+  plus the DeliveryDate/DeliveryDateStr columns the loader must ignore;
+- ``utc``: the DST-correct variant with a ``timestamp[ms, tz=UTC]`` column,
+  holding both prices of the repeated hour.
+
+Times are computed here with zoneinfo, row by row: independent of the
+vectorised code under test.
+"""
+import csv
+import datetime as dt
+import functools
+from collections import defaultdict
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ercot"
+DA_CSV = {year: SHARED_DATA / "np4_190_cd" / f"dam_spp_hub_lz_{year}.csv" for year in (2019, 2020, 2021)}
+RT_CSV = {year: SHARED_DATA / "np6_905_cd" / f"rtm_spp_hub_lz_{year}-02.csv" for year in (2019, 2020, 2021)}
+CENTRAL = ZoneInfo("America/Chicago")
+UTC = dt.timezone.utc
+
+
+@functools.lru_cache(maxsize=None)
+def interval_start(date_text, hour_ending, interval, repeated):
+    """UTC start of an ERCOT interval: delivery date MM/DD/YYYY, hour ending
+    1..24, 15-minute interval 1..4 (1 for hourly), DSTFlag Y on the repeat."""
+    month, day, year = (int(x) for x in date_text.split("/"))
+    local = dt.datetime(year, month, day) + dt.timedelta(hours=hour_ending - 1, minutes=15 * (interval - 1))
+    # fold=1 is the second (CST) occurrence of an ambiguous wall-clock time
+    return local.replace(tzinfo=CENTRAL, fold=1 if repeated else 0).astimezone(UTC)
+
+
+def read_da_csv(path):
+    """{(utc start, settlement point): price} and the ordered list of instants."""
+    prices = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            hour = int(row["HourEnding"].split(":")[0])
+            start = interval_start(row["DeliveryDate"], hour, 1, row["DSTFlag"] == "Y")
+            prices[start, row["SettlementPoint"]] = float(row["SettlementPointPrice"])
+    return prices
+
+
+def read_rt_csv(path):
+    prices = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            start = interval_start(
+                row["DeliveryDate"], int(row["DeliveryHour"]), int(row["DeliveryInterval"]), row["DSTFlag"] == "Y"
+            )
+            prices[start, row["SettlementPointName"]] = float(row["SettlementPointPrice"])
+    return prices
+
+
+def wide_table(prices, flavour):
+    """Pivot {(utc start, point): price} wide, in the given flavour."""
+    by_time = defaultdict(dict)
+    for (start, point), price in prices.items():
+        by_time[start][point] = price
+    points = sorted({p for _, p in prices})
+    times = sorted(by_time)
+    if flavour == "legacy":
+        wallclock = {}
+        for t in times:  # collapse the repeated hour: keep the first (CDT) row
+            wallclock.setdefault(t.astimezone(CENTRAL).replace(tzinfo=None), t)
+        local_times = sorted(wallclock)
+        times = [wallclock[w] for w in local_times]
+        columns = {
+            "datetime_ts": pa.array(local_times, type=pa.timestamp("ns")),
+            "DeliveryDate": pa.array([w.date() for w in local_times], type=pa.date32()),
+            "DeliveryDateStr": pa.array([w.strftime("%Y-%m-%d-06:00") for w in local_times]),
+        }
+    else:
+        columns = {"datetime_ts": pa.array(times, type=pa.timestamp("ms", tz="UTC"))}
+    for point in points:
+        columns[point] = pa.array([by_time[t].get(point) for t in times], type=pa.float64())
+    return pa.table(columns)
+
+
+def write_reference_dir(root, flavour, da_years=(2019, 2020, 2021), rt_years=(2019, 2020, 2021)):
+    """Write flattened/DA_prices_YYYY and RT_prices_15min_YYYY files under root."""
+    flattened = Path(root) / "flattened"
+    flattened.mkdir(parents=True, exist_ok=True)
+    for year in da_years:
+        pq.write_table(wide_table(read_da_csv(DA_CSV[year]), flavour), flattened / f"DA_prices_{year}.parquet")
+    for year in rt_years:
+        pq.write_table(wide_table(read_rt_csv(RT_CSV[year]), flavour), flattened / f"RT_prices_15min_{year}.parquet")
+    return Path(root)

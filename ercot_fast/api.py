@@ -1,0 +1,105 @@
+"""The HTTP JSON API (API.md): a Falcon WSGI app over the query layer.
+
+Transports never read files: every answer comes from the in-memory store.
+"""
+import datetime as dt
+import json
+import logging
+
+import falcon
+
+from ercot_fast import query
+from ercot_fast.errors import QueryError
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+ROUTES = ("/api/prices", "/api/health", "/api/available_hubs")
+SYNTHETIC_LABEL = "synthetic demo data, not real ERCOT prices"
+
+
+def _json_bytes(obj):
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+class PricesResource:
+    def __init__(self, store, max_range_days):
+        self._store = store
+        self._max_range_days = max_range_days
+
+    def on_get(self, req, resp):
+        checked = query.parse_query(req.params, self._store, self._max_range_days)
+        result = query.run_query(self._store, checked)
+        resp.data = query.render_json(result, checked.tz)
+        resp.content_type = JSON
+
+
+class HealthResource:
+    def __init__(self, store):
+        self._store = store
+
+    def on_get(self, req, resp):
+        body = {
+            "status": "healthy",
+            "service": "ercot_price_service",
+            "timestamp": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        if self._store.total_rows == 0:
+            body["status"] = "no_data"
+            body["details"] = f"no prices were loaded from {self._store.data_dir}; see the service log"
+            resp.status = falcon.HTTP_503
+        if self._store.synthetic:
+            body["data"] = SYNTHETIC_LABEL
+        resp.data = _json_bytes(body)
+        resp.content_type = JSON
+
+
+class AvailableHubsResource:
+    def __init__(self, store):
+        self._body = _json_bytes(list(store.settlement_points))
+
+    def on_get(self, req, resp):
+        resp.data = self._body
+        resp.content_type = JSON
+
+
+def _serialize_error(req, resp, exc):
+    """Every error body is {"error": ..., "details": ...} (API.md)."""
+    resp.data = _json_bytes({"error": exc.title, "details": exc.description or ""})
+    resp.content_type = JSON
+
+
+def _bad_request(req, resp, exc, params):
+    raise falcon.HTTPBadRequest(title=exc.message, description=exc.details)
+
+
+def _not_found(req, resp, exc, params):
+    raise falcon.HTTPNotFound(title="not found", description=f"{req.path} is not a route; use one of {', '.join(ROUTES)}")
+
+
+def _method_not_allowed(req, resp, exc, params):
+    raise falcon.HTTPMethodNotAllowed(
+        exc.headers["Allow"].split(", "),
+        title="method not allowed",
+        description=f"{req.method} is not supported on {req.path}; use GET",
+    )
+
+
+def _internal_error(req, resp, exc, params):
+    log.exception("internal error answering %s %s", req.method, req.relative_uri)
+    raise falcon.HTTPInternalServerError(title="internal server error", description="the fault is logged on the server")
+
+
+def create_app(store, max_range_days=query.DEFAULT_MAX_RANGE_DAYS):
+    """The WSGI app over ``store`` (already loaded: the app never reads files)."""
+    app = falcon.App(cors_enable=True)
+    app.req_options.auto_parse_qs_csv = False  # hubs=A,B stays one string: query.py splits it
+    app.add_route("/api/prices", PricesResource(store, max_range_days))
+    app.add_route("/api/health", HealthResource(store))
+    app.add_route("/api/available_hubs", AvailableHubsResource(store))
+    app.set_error_serializer(_serialize_error)
+    app.add_error_handler(Exception, _internal_error)
+    app.add_error_handler(QueryError, _bad_request)
+    app.add_error_handler(falcon.HTTPRouteNotFound, _not_found)
+    app.add_error_handler(falcon.HTTPMethodNotAllowed, _method_not_allowed)
+    return app

@@ -1,0 +1,84 @@
+"""Configuration in one place: command-line flags, then the environment, then defaults."""
+import dataclasses
+import os
+from pathlib import Path
+
+from ercot_fast.query import DEFAULT_MAX_RANGE_DAYS
+from ercot_fast.server import WORKER_CLASSES
+
+
+@dataclasses.dataclass(frozen=True)
+class ServeConfig:
+    data_dir: str | None  # None: serve the built-in demo data
+    json_addr: str
+    workers: int
+    worker_class: str
+    max_range_days: int
+    log_level: str
+
+    def describe(self):
+        return " ".join(f"{k}={v}" for k, v in dataclasses.asdict(self).items())
+
+
+# option -> (environment variable, default, type)
+_SERVE_SETTINGS = {
+    "data_dir": ("DATA_DIR", None, str),
+    "json_addr": ("JSON_ADDR", "0.0.0.0:8080", str),
+    "workers": ("WORKERS", os.cpu_count() or 1, int),
+    "worker_class": ("WORKER_CLASS", "meinheld", str),
+    "max_range_days": ("MAX_RANGE_DAYS", DEFAULT_MAX_RANGE_DAYS, int),
+    "log_level": ("LOG_LEVEL", "info", str),
+}
+
+
+def add_serve_arguments(parser):
+    parser.add_argument("--data-dir", help="data directory in the reference layout (env DATA_DIR; default: demo data)")
+    parser.add_argument("--json-addr", help="HTTP JSON API address HOST:PORT (env JSON_ADDR; default 0.0.0.0:8080)")
+    parser.add_argument("--workers", type=int, help="HTTP worker processes (env WORKERS; default: CPU count)")
+    parser.add_argument(
+        "--worker-class",
+        choices=tuple(WORKER_CLASSES),
+        help="gunicorn worker: meinheld (fast, the default) or sync (fallback) (env WORKER_CLASS)",
+    )
+    parser.add_argument(
+        "--max-range-days",
+        type=int,
+        help=f"longest date range one request may ask for (env MAX_RANGE_DAYS; default {DEFAULT_MAX_RANGE_DAYS})",
+    )
+    parser.add_argument("--log-level", help="debug, info, warning or error (env LOG_LEVEL; default info)")
+
+
+def serve_config(args, environ=os.environ):
+    """Resolve every serve setting: flag, else environment variable, else default."""
+    values = {}
+    for name, (env, default, kind) in _SERVE_SETTINGS.items():
+        value = getattr(args, name)
+        if value is None and environ.get(env):
+            try:
+                value = kind(environ[env])
+            except ValueError:
+                raise SystemExit(f"error: environment variable {env}={environ[env]!r} is not a valid {kind.__name__}")
+        values[name] = default if value is None else value
+    config = ServeConfig(**values)
+    if config.worker_class not in WORKER_CLASSES:
+        raise SystemExit(f"error: worker class {config.worker_class!r}: use one of {', '.join(WORKER_CLASSES)}")
+    if config.workers < 1:
+        raise SystemExit("error: --workers must be at least 1")
+    if config.max_range_days < 1:
+        raise SystemExit("error: --max-range-days must be at least 1")
+    split_addr(config.json_addr)
+    return config
+
+
+def split_addr(addr):
+    """'HOST:PORT' -> (host, port), with a clear error for anything else."""
+    host, sep, port = addr.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SystemExit(f"error: address {addr!r} is not HOST:PORT (for example 0.0.0.0:8080)")
+    return host, int(port)
+
+
+def demo_data_dir(environ=os.environ):
+    """Where the built-in demo data is generated once and kept."""
+    cache = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "ercot_fast" / "demo-data-v1"

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 from ercot_fast import __version__, config
+from ercot_fast.errors import DataLoadError
 
 log = logging.getLogger("ercot_fast")
 
@@ -46,19 +47,16 @@ def cmd_serve(args):
     settings = config.serve_config(args)
     _setup_logging(settings.log_level)
     log.info("ercot-fast %s starting: %s", __version__, settings.describe())
-    from ercot_fast import api, kernels, server, store
+    from ercot_fast import kernels, server
 
     server.check_worker_class(settings.worker_class)
     log.info("kernels: %s", ", ".join(f"{k} {'compiled' if v else 'pure-Python twin'}" for k, v in kernels.COMPILED.items()))
     data_dir = settings.data_dir or ensure_demo_data(config.demo_data_dir())
     try:
-        prices = store.load_store(data_dir)
-    except store.DataLoadError as exc:
+        service = server.PriceService(settings, data_dir)
+    except DataLoadError as exc:
         raise SystemExit(f"error: {exc.message}; {exc.details}")
-    if prices.total_rows == 0:
-        log.error("no prices found in %s: /api/health answers 503 until data is there", data_dir)
-    app = api.create_app(prices, settings.max_range_days)
-    server.run_gunicorn(app, settings)
+    service.run()
 
 
 def cmd_demo_data(args):

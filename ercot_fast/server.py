@@ -1,9 +1,15 @@
-"""Run the Falcon app under gunicorn: the store is loaded once in the master
-process before the workers fork, so N workers share one copy of the prices
-(copy-on-write pages that nobody writes)."""
+"""Run the service under gunicorn.
+
+The store is loaded once in the master process before the workers fork, so N
+workers share one copy of the prices (copy-on-write pages nobody writes).
+SIGHUP reloads the data directory in the master and replaces the workers
+gracefully; SIGINT/SIGTERM stop everything.
+"""
 import logging
 
 from gunicorn.app.base import BaseApplication
+
+from ercot_fast import api, store
 
 log = logging.getLogger(__name__)
 
@@ -11,22 +17,6 @@ WORKER_CLASSES = {
     "meinheld": "meinheld.gmeinheld.MeinheldWorker",
     "sync": "sync",
 }
-
-
-class _PreloadedApplication(BaseApplication):
-    """A gunicorn application whose WSGI app already exists (built before fork)."""
-
-    def __init__(self, wsgi_app, options):
-        self._wsgi_app = wsgi_app
-        self._options = options
-        super().__init__()
-
-    def load_config(self):
-        for key, value in self._options.items():
-            self.cfg.set(key, value)
-
-    def load(self):
-        return self._wsgi_app
 
 
 def check_worker_class(worker_class):
@@ -46,17 +36,43 @@ def check_worker_class(worker_class):
             ) from exc
 
 
-def run_gunicorn(wsgi_app, config):
-    """Serve ``wsgi_app`` on ``config.json_addr`` until SIGINT/SIGTERM."""
-    check_worker_class(config.worker_class)
-    options = {
-        "bind": config.json_addr,
-        "workers": config.workers,
-        "worker_class": WORKER_CLASSES[config.worker_class],
-        "loglevel": config.log_level,
-        "accesslog": None,
-        "control_socket_disable": True,
-        "graceful_timeout": 5,
-        "proc_name": "ercot-fast",
-    }
-    _PreloadedApplication(wsgi_app, options).run()
+class PriceService(BaseApplication):
+    """The gunicorn application: owns the loaded store and the WSGI app built over it."""
+
+    def __init__(self, settings, data_dir):
+        self.settings = settings
+        self.data_dir = data_dir
+        self.store = store.load_store(data_dir)
+        if self.store.total_rows == 0:
+            log.error("no prices found in %s: /api/health answers 503 until data is there", data_dir)
+        self.wsgi_app = api.create_app(self.store, settings.max_range_days)
+        super().__init__()
+
+    def load_config(self):
+        options = {
+            "bind": self.settings.json_addr,
+            "workers": self.settings.workers,
+            "worker_class": WORKER_CLASSES[self.settings.worker_class],
+            "loglevel": self.settings.log_level,
+            "accesslog": None,
+            "control_socket_disable": True,
+            "graceful_timeout": 5,
+            "proc_name": "ercot-fast",
+        }
+        for key, value in options.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        return self.wsgi_app
+
+    def reload(self):
+        """SIGHUP: load the data directory again; the arbiter then forks new
+        workers over the new store. A failed load keeps the data being served."""
+        super().reload()
+        try:
+            fresh = store.load_store(self.data_dir)
+        except Exception:
+            log.exception("reload of %s failed: still serving the data loaded before", self.data_dir)
+            return
+        self.store = fresh
+        self.wsgi_app = api.create_app(fresh, self.settings.max_range_days)

@@ -3,6 +3,7 @@
 Transports never read files: every answer comes from the in-memory store.
 """
 import datetime as dt
+import hashlib
 import json
 import logging
 
@@ -10,6 +11,7 @@ import falcon
 
 from ercot_fast import query
 from ercot_fast.errors import QueryError
+from ercot_fast.response_cache import ResponseCache
 
 log = logging.getLogger(__name__)
 
@@ -23,15 +25,34 @@ def _json_bytes(obj):
 
 
 class PricesResource:
-    def __init__(self, store, max_range_days):
+    """GET /api/prices. Bodies are a function of (loaded data, normalised
+    query) only, so the ETag is derived from those two without rendering,
+    and a matching If-None-Match answers 304 at once."""
+
+    def __init__(self, store, max_range_days, cache, max_age):
         self._store = store
         self._max_range_days = max_range_days
+        self._cache = cache  # ResponseCache or None
+        self._cache_control = (f"public, max-age={max_age}",)
 
     def on_get(self, req, resp):
         checked = query.parse_query(req.params, self._store, self._max_range_days)
-        result = query.run_query(self._store, checked)
-        resp.data = query.render_json(result, checked.tz)
+        resp.cache_control = self._cache_control
+        resp.etag = etag = self._etag(checked)
+        if req.if_none_match and (etag in req.if_none_match or req.if_none_match == ["*"]):
+            resp.status = falcon.HTTP_304
+            return
+        body = self._cache.get(checked) if self._cache is not None else None
+        if body is None:
+            body = query.render_json(query.run_query(self._store, checked), checked.tz)
+            if self._cache is not None:
+                self._cache.put(checked, body)
         resp.content_type = JSON
+        resp.data = body
+
+    def _etag(self, checked):
+        digest = hashlib.blake2b(repr(checked).encode(), digest_size=8).hexdigest()
+        return f"{self._store.version}-{digest}"
 
 
 class HealthResource:
@@ -50,6 +71,7 @@ class HealthResource:
             resp.status = falcon.HTTP_503
         if self._store.synthetic:
             body["data"] = SYNTHETIC_LABEL
+        resp.cache_control = ("no-store",)
         resp.data = _json_bytes(body)
         resp.content_type = JSON
 
@@ -90,11 +112,20 @@ def _internal_error(req, resp, exc, params):
     raise falcon.HTTPInternalServerError(title="internal server error", description="the fault is logged on the server")
 
 
-def create_app(store, max_range_days=query.DEFAULT_MAX_RANGE_DAYS):
-    """The WSGI app over ``store`` (already loaded: the app never reads files)."""
+DEFAULT_CACHE_MB = 64
+DEFAULT_MAX_AGE = 60
+
+
+def create_app(store, max_range_days=query.DEFAULT_MAX_RANGE_DAYS, cache_mb=DEFAULT_CACHE_MB, max_age=DEFAULT_MAX_AGE):
+    """The WSGI app over ``store`` (already loaded: the app never reads files).
+
+    ``cache_mb``: per-worker response cache size (0 turns it off);
+    ``max_age``: seconds a client or proxy may reuse a price answer unrevalidated.
+    """
     app = falcon.App(cors_enable=True)
     app.req_options.auto_parse_qs_csv = False  # hubs=A,B stays one string: query.py splits it
-    app.add_route("/api/prices", PricesResource(store, max_range_days))
+    cache = ResponseCache(cache_mb * 1024 * 1024) if cache_mb > 0 else None
+    app.add_route("/api/prices", PricesResource(store, max_range_days, cache, max_age))
     app.add_route("/api/health", HealthResource(store))
     app.add_route("/api/available_hubs", AvailableHubsResource(store))
     app.set_error_serializer(_serialize_error)

@@ -3,6 +3,7 @@ import dataclasses
 import os
 from pathlib import Path
 
+from ercot_fast.api import DEFAULT_CACHE_MB, DEFAULT_MAX_AGE
 from ercot_fast.query import DEFAULT_MAX_RANGE_DAYS
 from ercot_fast.server import WORKER_CLASSES
 
@@ -14,6 +15,8 @@ class ServeConfig:
     workers: int
     worker_class: str
     max_range_days: int
+    response_cache_mb: int
+    cache_max_age: int
     log_level: str
 
     def describe(self):
@@ -27,6 +30,8 @@ _SERVE_SETTINGS = {
     "workers": ("WORKERS", os.cpu_count() or 1, int),
     "worker_class": ("WORKER_CLASS", "meinheld", str),
     "max_range_days": ("MAX_RANGE_DAYS", DEFAULT_MAX_RANGE_DAYS, int),
+    "response_cache_mb": ("RESPONSE_CACHE_MB", DEFAULT_CACHE_MB, int),
+    "cache_max_age": ("CACHE_MAX_AGE", DEFAULT_MAX_AGE, int),
     "log_level": ("LOG_LEVEL", "info", str),
 }
 
@@ -44,6 +49,16 @@ def add_serve_arguments(parser):
         "--max-range-days",
         type=int,
         help=f"longest date range one request may ask for (env MAX_RANGE_DAYS; default {DEFAULT_MAX_RANGE_DAYS})",
+    )
+    parser.add_argument(
+        "--response-cache-mb",
+        type=int,
+        help=f"per-worker cache of rendered price answers, 0 turns it off (env RESPONSE_CACHE_MB; default {DEFAULT_CACHE_MB})",
+    )
+    parser.add_argument(
+        "--cache-max-age",
+        type=int,
+        help=f"Cache-Control max-age of price answers in seconds (env CACHE_MAX_AGE; default {DEFAULT_MAX_AGE})",
     )
     parser.add_argument("--log-level", help="debug, info, warning or error (env LOG_LEVEL; default info)")
 
@@ -66,6 +81,8 @@ def serve_config(args, environ=os.environ):
         raise SystemExit("error: --workers must be at least 1")
     if config.max_range_days < 1:
         raise SystemExit("error: --max-range-days must be at least 1")
+    if config.response_cache_mb < 0 or config.cache_max_age < 0:
+        raise SystemExit("error: --response-cache-mb and --cache-max-age cannot be negative")
     split_addr(config.json_addr)
     return config
 

@@ -45,8 +45,12 @@ class PriceService(BaseApplication):
         self.store = store.load_store(data_dir)
         if self.store.total_rows == 0:
             log.error("no prices found in %s: /api/health answers 503 until data is there", data_dir)
-        self.wsgi_app = api.create_app(self.store, settings.max_range_days)
+        self.wsgi_app = self._build_app(self.store)
         super().__init__()
+
+    def _build_app(self, prices):
+        s = self.settings
+        return api.create_app(prices, s.max_range_days, s.response_cache_mb, s.cache_max_age)
 
     def load_config(self):
         options = {
@@ -75,4 +79,4 @@ class PriceService(BaseApplication):
             log.exception("reload of %s failed: still serving the data loaded before", self.data_dir)
             return
         self.store = fresh
-        self.wsgi_app = api.create_app(fresh, self.settings.max_range_days)
+        self.wsgi_app = self._build_app(fresh)

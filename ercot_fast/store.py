@@ -18,6 +18,7 @@ precedence that has a non-null value there. Precedence, highest first:
    instant wins.
 """
 import dataclasses
+import hashlib
 import logging
 import re
 import time
@@ -87,6 +88,7 @@ class Store:
     synthetic: bool
     files_loaded: int
     load_seconds: float
+    version: str  # fingerprint of the loaded prices: equal data, equal version
     # every settlement point of the day-ahead or real-time data: HB_*, LZ_*,
     # DC_*, then any others, alphabetical within a family
     settlement_points: tuple = dataclasses.field(init=False)
@@ -157,7 +159,8 @@ def load_store(data_dir):
         datasets[name] = _merge(name, [p for p in pieces if p.dataset == name])
     for dataset in datasets.values():
         _report_day_lengths(dataset)
-    store = Store(datasets, str(root), synthetic, files_loaded, time.perf_counter() - started)
+    version = _fingerprint(datasets)
+    store = Store(datasets, str(root), synthetic, files_loaded, time.perf_counter() - started, version)
     log.info(
         "loaded %d files from %s in %.2f s: %s%s",
         files_loaded,
@@ -167,6 +170,19 @@ def load_store(data_dir):
         " (SYNTHETIC demo data, not real ERCOT prices)" if synthetic else "",
     )
     return store
+
+
+def _fingerprint(datasets):
+    """A digest of every instant, series name and price: replicas that load
+    the same data agree on it (it is the base of HTTP ETags)."""
+    digest = hashlib.blake2b(digest_size=8)
+    for name, dataset in sorted(datasets.items()):
+        digest.update(name.encode())
+        digest.update(dataset.timestamps)
+        for series, array in sorted(dataset.columns.items()):
+            digest.update(series.encode())
+            digest.update(array.to_numpy(zero_copy_only=False))  # nulls as NaN
+    return digest.hexdigest()
 
 
 def _match_kind(relative):

@@ -1,0 +1,94 @@
+"""ETag / 304, the response cache, its memory bound and its invalidation."""
+import shutil
+
+import pyarrow.parquet as pq
+import pytest
+from falcon import testing
+
+from ercot_fast import query
+from ercot_fast.api import create_app
+from ercot_fast.response_cache import ResponseCache
+from ercot_fast.store import load_store
+
+TILE = "start_date=2021-02-10&end_date=2021-02-16&hubs=HB_NORTH,HB_WEST&price_type=day_ahead"
+
+
+@pytest.fixture
+def render_calls(monkeypatch):
+    calls = []
+    original = query.render_json
+
+    def counting(*args):
+        calls.append(args)
+        return original(*args)
+
+    monkeypatch.setattr(query, "render_json", counting)
+    return calls
+
+
+def test_etag_and_304(client):
+    first = client.simulate_get("/api/prices", query_string=TILE)
+    etag = first.headers["etag"]
+    assert first.status_code == 200 and etag.startswith('"') and first.headers["cache-control"] == "public, max-age=60"
+    again = client.simulate_get("/api/prices", query_string=TILE, headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
+    weak = client.simulate_get("/api/prices", query_string=TILE, headers={"If-None-Match": f'"other", W/{etag}'})
+    assert weak.status_code == 304
+    stale = client.simulate_get("/api/prices", query_string=TILE, headers={"If-None-Match": '"stale"'})
+    assert stale.status_code == 200 and stale.content == first.content
+
+
+def test_etag_follows_the_normalised_query(client):
+    def etag(query_string):
+        return client.simulate_get("/api/prices", query_string=query_string).headers["etag"]
+
+    spelled_differently = "start_date=2021-02-10T06:00:00Z&end_date=2021-02-17T05:59:59.999Z&hubs=HB_NORTH, HB_WEST&price_type=DA"
+    assert etag(TILE) == etag(spelled_differently)
+    assert etag(TILE) != etag(TILE.replace("HB_NORTH,HB_WEST", "HB_WEST,HB_NORTH"))
+    assert etag(TILE) != etag(TILE + "&tz=America/Chicago")
+
+
+def test_cache_serves_repeated_queries_without_rendering(utc_store, render_calls):
+    client = testing.TestClient(create_app(utc_store))
+    bodies = [client.simulate_get("/api/prices", query_string=TILE).content for _ in range(3)]
+    assert len(render_calls) == 1 and bodies[0] == bodies[1] == bodies[2]
+
+
+def test_cache_off_renders_every_time(utc_store, render_calls):
+    client = testing.TestClient(create_app(utc_store, cache_mb=0))
+    bodies = [client.simulate_get("/api/prices", query_string=TILE).content for _ in range(3)]
+    assert len(render_calls) == 3 and bodies[0] == bodies[2]
+
+
+def test_health_is_not_cacheable(client):
+    assert client.simulate_get("/api/health").headers["cache-control"] == "no-store"
+
+
+def test_cache_memory_bound_and_lru_order():
+    cache = ResponseCache(1000)
+    for i in range(30):
+        cache.put(i, bytes(100))
+        assert cache.size <= 1000
+    assert len(cache) == 10 and cache.get(19) is None and cache.get(20) is not None
+    cache.get(20)  # now most recently used
+    cache.put("new", bytes(100))
+    assert cache.get(20) is not None and cache.get(21) is None
+    cache.put("huge", bytes(251))  # over a quarter of the cache: never stored
+    assert cache.get("huge") is None and cache.size == 1000
+
+
+def test_changed_data_changes_etag_and_answer(utc_dir, tmp_path):
+    copy = shutil.copytree(utc_dir, tmp_path / "data")
+    before = testing.TestClient(create_app(load_store(copy))).simulate_get("/api/prices", query_string=TILE)
+    path = copy / "flattened" / "DA_prices_2021.parquet"
+    table = pq.read_table(path)
+    north = table.column("HB_NORTH").to_numpy().copy()
+    north += 1.0  # ERCOT corrected every price
+    pq.write_table(table.set_column(table.column_names.index("HB_NORTH"), "HB_NORTH", [north]), path)
+    after = testing.TestClient(create_app(load_store(copy))).simulate_get("/api/prices", query_string=TILE)
+    assert before.headers["etag"] != after.headers["etag"]
+    old, new = before.json["data"][0]["prices"], after.json["data"][0]["prices"]
+    assert [round(n - o, 6) for o, n in zip(old, new)] == [1.0] * len(old)
+    # the same data loaded twice gives the same ETag (replicas agree)
+    again = testing.TestClient(create_app(load_store(copy))).simulate_get("/api/prices", query_string=TILE)
+    assert again.headers["etag"] == after.headers["etag"]

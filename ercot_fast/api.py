@@ -36,19 +36,36 @@ class PricesResource:
         self._cache_control = (f"public, max-age={max_age}",)
 
     def on_get(self, req, resp):
-        checked = query.parse_query(req.params, self._store, self._max_range_days)
-        resp.cache_control = self._cache_control
-        resp.etag = etag = self._etag(checked)
-        if req.if_none_match and (etag in req.if_none_match or req.if_none_match == ["*"]):
-            resp.status = falcon.HTTP_304
+        cache = self._cache
+        raw = req.query_string
+        entry = cache.get(raw) if cache is not None else None
+        if entry is None:
+            checked = query.parse_query(req.params, self._store, self._max_range_days)
+            entry = cache.find(raw, checked) if cache is not None else None
+            if entry is None:
+                etag = self._etag(checked)
+                if self._not_modified(req, resp, etag):
+                    return
+                body = query.render_json(query.run_query(self._store, checked), checked.tz)
+                if cache is not None:
+                    cache.put(raw, checked, etag, body)
+                entry = (etag, body)
+        etag, body = entry
+        if self._not_modified(req, resp, etag):
             return
-        body = self._cache.get(checked) if self._cache is not None else None
-        if body is None:
-            body = query.render_json(query.run_query(self._store, checked), checked.tz)
-            if self._cache is not None:
-                self._cache.put(checked, body)
+        resp.cache_control = self._cache_control
+        resp.etag = etag
         resp.content_type = JSON
         resp.data = body
+
+    def _not_modified(self, req, resp, etag):
+        match = req.if_none_match
+        if match and (etag in match or match == ["*"]):
+            resp.status = falcon.HTTP_304
+            resp.etag = etag
+            resp.cache_control = self._cache_control
+            return True
+        return False
 
     def _etag(self, checked):
         digest = hashlib.blake2b(repr(checked).encode(), digest_size=8).hexdigest()

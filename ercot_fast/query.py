@@ -1,6 +1,6 @@
 """The query layer shared by HTTP and Flight: parse and check a price query,
 then slice and pick the store's arrays (no copies where the data allows)."""
-import dataclasses
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -33,9 +33,9 @@ _TIME_ZONES = {"utc": UTC, "z": UTC, CENTRAL.lower(): CENTRAL}
 DEFAULT_MAX_RANGE_DAYS = 3700
 
 
-@dataclasses.dataclass(frozen=True)
-class PriceQuery:
-    """A checked query: instants in UTC ms, both ends inclusive."""
+class PriceQuery(NamedTuple):
+    """A checked query: instants in UTC ms, both ends inclusive. Hashable: it
+    is the response cache's key."""
 
     price_type: str  # day_ahead, real_time, ancillary_services or combined
     start_ms: int
@@ -52,8 +52,7 @@ class PriceQuery:
         return self.price_type
 
 
-@dataclasses.dataclass(frozen=True)
-class PriceResult:
+class PriceResult(NamedTuple):
     """What a query selects: instants and aligned float64 Arrow arrays."""
 
     timestamps: np.ndarray  # int64 ms, UTC (a view of the store where possible)
@@ -177,7 +176,7 @@ def _combined(store, query):
         (REAL_TIME, "RT_", query.series),
     ):
         parts.append((prefix, _slice(store.datasets[price_type], query, names)))
-    ancillary = run_query(store, dataclasses.replace(query, price_type=ANCILLARY_SERVICES, series=()))
+    ancillary = run_query(store, query._replace(price_type=ANCILLARY_SERVICES, series=()))
     parts.append(("AS_", (ancillary.timestamps, ancillary.names, ancillary.columns)))
 
     timeline = parts[0][1][0]

@@ -1,6 +1,7 @@
 """Time, done right (DATA.md section 3): instants are int64 milliseconds since
 the epoch, UTC; Central prevailing time (America/Chicago) only at the edges."""
 import datetime as dt
+import functools
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -57,6 +58,7 @@ def to_ms(moment):
     return (moment - _EPOCH) // _ONE_MS
 
 
+@functools.lru_cache(maxsize=4096)  # PERF: dashboards repeat the same bounds
 def parse_instant(text, name, end_of_day):
     """Parse a query bound: RFC 3339 with an offset, or a bare date meaning the
     Central market day (its first instant, or with ``end_of_day`` its last ms)."""

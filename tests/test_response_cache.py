@@ -67,14 +67,31 @@ def test_health_is_not_cacheable(client):
 def test_cache_memory_bound_and_lru_order():
     cache = ResponseCache(1000)
     for i in range(30):
-        cache.put(i, bytes(100))
+        cache.put(f"q={i}", i, f"etag{i}", bytes(100))
         assert cache.size <= 1000
-    assert len(cache) == 10 and cache.get(19) is None and cache.get(20) is not None
-    cache.get(20)  # now most recently used
-    cache.put("new", bytes(100))
-    assert cache.get(20) is not None and cache.get(21) is None
-    cache.put("huge", bytes(251))  # over a quarter of the cache: never stored
-    assert cache.get("huge") is None and cache.size == 1000
+    assert len(cache) == 10 and cache.get("q=19") is None and cache.get("q=20") == ("etag20", bytes(100))
+    cache.get("q=21")  # now most recently used
+    cache.put("q=new", "new", "e", bytes(100))
+    assert cache.get("q=21") is not None and cache.get("q=22") is None
+    cache.put("q=huge", "huge", "e", bytes(251))  # over a quarter of the cache: never stored
+    assert cache.get("q=huge") is None and cache.size == 1000
+
+
+def test_cache_aliases_share_one_entry():
+    cache = ResponseCache(1000)
+    cache.put("price_type=da", "key", "e", b"body")
+    assert cache.get("price_type=DA") is None  # an unseen spelling is a miss until normalised
+    assert cache.find("price_type=DA", "key") == ("e", b"body")
+    assert cache.get("price_type=DA") == ("e", b"body")
+    assert len(cache) == 1 and cache.size == 4
+
+
+def test_equivalent_spellings_render_once(utc_store, render_calls):
+    client = testing.TestClient(create_app(utc_store))
+    a = client.simulate_get("/api/prices", query_string=TILE)
+    b = client.simulate_get("/api/prices", query_string=TILE.replace("day_ahead", "DA"))
+    assert a.content == b.content and a.headers["etag"] == b.headers["etag"]
+    assert len(render_calls) == 1
 
 
 def test_changed_data_changes_etag_and_answer(utc_dir, tmp_path):

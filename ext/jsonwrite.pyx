@@ -1,0 +1,447 @@
+"""JSON writer kernel: timestamps and float64 price columns -> compact JSON bytes.
+
+    {"timestamps":["2021-02-17T06:00:00Z",...],
+     "data":[{"hub":"HB_NORTH","prices":[8998.99,null,...]},...]}
+
+The pure-Python twin, ercot_fast/_jsonwrite_py.py, writes the same bytes and is
+the test oracle. Everything is checked once in ``write_prices``; the cdef
+functions below trust their arguments.
+"""
+cimport cython
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.conversion cimport PyOS_double_to_string, Py_DTSF_ADD_DOT_0
+from cpython.mem cimport PyMem_Free
+from cpython.pyport cimport PY_SSIZE_T_MAX
+from libc.math cimport fabs, isfinite, signbit
+from libc.stdint cimport INT64_MIN, int32_t, int64_t, uint8_t, uint64_t
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcpy, strlen
+
+import json
+
+import numpy as np
+import pyarrow as pa
+
+from ercot_fast.errors import KernelInputError
+
+FLOAT64 = pa.float64()
+
+# Local times must fall in years 0001..9999 (four-digit years, as datetime).
+cdef int64_t MIN_LOCAL_MS = -62135596800000    # 0001-01-01T00:00:00.000
+cdef int64_t MAX_LOCAL_MS = 253402300799999    # 9999-12-31T23:59:59.999
+cdef int64_t DAY_MS = 86400000
+cdef int32_t MAX_OFFSET_MIN = 24 * 60 - 1
+# Below 2**46 one ulp is at most 2**-7 < 0.01, below 2**39 at most
+# 2**-14 < 0.0001 (see put_fixed).
+cdef double CENTS_LIMIT = 70368744177664.0
+cdef double TEN_THOUSANDTHS_LIMIT = 549755813888.0
+# Longest repr of a double: a sign, 17 digits, a point and "e-308",
+# as in "-2.2250738585072014e-308"; the cents path writes at most 18.
+cdef Py_ssize_t MAX_PRICE_LEN = 24
+# Longest timestamp element: ',"YYYY-MM-DDTHH:MM:SS.mmm+HH:MM"'.
+cdef Py_ssize_t MAX_STAMP_LEN = 32
+
+# "00" "01" ... "99": two digits per table lookup (a static C string).
+cdef const char* PAIRS = (
+    b"00010203040506070809"
+    b"10111213141516171819"
+    b"20212223242526272829"
+    b"30313233343536373839"
+    b"40414243444546474849"
+    b"50515253545556575859"
+    b"60616263646566676869"
+    b"70717273747576777879"
+    b"80818283848586878889"
+    b"90919293949596979899")
+
+
+cdef struct Out:
+    char* data
+    Py_ssize_t size
+    Py_ssize_t capacity
+
+
+cdef inline int reserve(Out* out, Py_ssize_t extra) noexcept nogil:
+    """Make room for ``extra`` more bytes: 0, or -1 when memory runs out."""
+    cdef Py_ssize_t capacity = out.capacity
+    cdef char* grown
+    if capacity - out.size >= extra:
+        return 0
+    if extra > PY_SSIZE_T_MAX // 2 - out.size:   # so that doubling cannot overflow
+        return -1
+    # NOTE: doubling keeps the growth amortised O(1) per byte.
+    while capacity - out.size < extra:
+        capacity = capacity * 2 if capacity else 256
+    grown = <char*>realloc(out.data, capacity)
+    if grown == NULL:
+        return -1
+    out.data = grown
+    out.capacity = capacity
+    return 0
+
+
+cdef inline int check(int status) except -1:
+    """Turn a C status from the writers in this module into an exception."""
+    if status < 0:
+        raise MemoryError("jsonwrite: cannot grow the output buffer")
+    return 0
+
+
+cdef inline int append(Out* out, const char* text, Py_ssize_t length) noexcept nogil:
+    if reserve(out, length) < 0:
+        return -1
+    memcpy(out.data + out.size, text, length)
+    out.size += length
+    return 0
+
+
+cdef inline char* put2(char* p, int value) noexcept nogil:
+    memcpy(p, PAIRS + 2 * value, 2)
+    return p + 2
+
+
+@cython.cdivision(True)
+cdef inline void civil_from_days(int64_t days, int* year, int* month, int* day) noexcept nogil:
+    """Proleptic Gregorian date of ``days`` since 1970-01-01 (Howard Hinnant's
+    civil_from_days, written for C's truncating division)."""
+    cdef int64_t z = days + 719468                        # days since 0000-03-01
+    cdef int64_t era = (z if z >= 0 else z - 146096) // 146097
+    cdef int64_t doe = z - era * 146097                   # [0, 146096]
+    cdef int64_t yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365  # [0, 399]
+    cdef int64_t doy = doe - (365 * yoe + yoe // 4 - yoe // 100)  # [0, 365], from March 1
+    cdef int64_t mp = (5 * doy + 2) // 153                # [0, 11], March = 0
+    day[0] = <int>(doy - (153 * mp + 2) // 5 + 1)
+    month[0] = <int>(mp + 3 if mp < 10 else mp - 9)
+    year[0] = <int>(yoe + era * 400 + (month[0] <= 2))
+
+
+cdef struct DateCache:
+    int64_t day          # days since 1970-01-01 of ``text``
+    char text[11]        # "YYYY-MM-DDT"
+
+
+@cython.cdivision(True)
+cdef char* put_stamp(char* p, int64_t local_ms, bint has_offset, int32_t offset,
+                     DateCache* date) noexcept nogil:
+    """Write '"YYYY-MM-DDTHH:MM:SS[.mmm](Z|+HH:MM)"' at p; return the end.
+    Precondition: local_ms within [MIN_LOCAL_MS, MAX_LOCAL_MS], |offset| <= MAX_OFFSET_MIN."""
+    cdef int64_t days = local_ms // DAY_MS
+    cdef int64_t ms_of_day = local_ms % DAY_MS
+    cdef int year, month, day, ms
+    cdef char* d
+    if ms_of_day < 0:
+        ms_of_day += DAY_MS
+        days -= 1
+    # PERF: consecutive instants share their date; the civil date is computed
+    # once a day, not once a row.
+    if days != date.day:
+        civil_from_days(days, &year, &month, &day)
+        d = put2(put2(date.text, year // 100), year % 100)
+        d[0] = b'-'
+        d = put2(d + 1, month)
+        d[0] = b'-'
+        d = put2(d + 1, day)
+        d[0] = b'T'
+        date.day = days
+    p[0] = b'"'
+    memcpy(p + 1, date.text, 11)
+    p = put2(p + 12, <int>(ms_of_day // 3600000))
+    p[0] = b':'
+    p = put2(p + 1, <int>(ms_of_day // 60000 % 60))
+    p[0] = b':'
+    p = put2(p + 1, <int>(ms_of_day // 1000 % 60))
+    ms = <int>(ms_of_day % 1000)
+    if ms:
+        p[0] = b'.'
+        p[1] = PAIRS[2 * (ms // 100) + 1]   # the pair "0d" ends in the digit d
+        p = put2(p + 2, ms % 100)
+    if has_offset:
+        p[0] = b'-' if offset < 0 else b'+'
+        offset = -offset if offset < 0 else offset
+        p = put2(p + 1, offset // 60)
+        p[0] = b':'
+        p = put2(p + 1, offset % 60)
+    else:
+        p[0] = b'Z'
+        p += 1
+    p[0] = b'"'
+    return p + 1
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef Py_ssize_t first_bad_row(const int64_t* stamps, const int32_t* offsets, Py_ssize_t n) noexcept nogil:
+    """Index of the first row whose offset or local time is out of range, else -1."""
+    cdef Py_ssize_t i
+    cdef int32_t offset
+    cdef int64_t local_ms
+    for i in range(n):
+        offset = offsets[i] if offsets != NULL else 0
+        # NOTE: the bounds on stamps[i] come first so that the sum cannot overflow.
+        if (offset < -MAX_OFFSET_MIN or offset > MAX_OFFSET_MIN
+                or stamps[i] < MIN_LOCAL_MS - DAY_MS or stamps[i] > MAX_LOCAL_MS + DAY_MS):
+            return i
+        local_ms = stamps[i] + 60000 * <int64_t>offset
+        if local_ms < MIN_LOCAL_MS or local_ms > MAX_LOCAL_MS:
+            return i
+    return -1
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef int write_stamps(Out* out, const int64_t* stamps, const int32_t* offsets, Py_ssize_t n) noexcept nogil:
+    """Append the n timestamps, comma-separated: 0, or -1 when memory runs out."""
+    cdef Py_ssize_t i
+    cdef char* p
+    cdef int32_t offset
+    cdef DateCache date
+    date.day = INT64_MIN   # no day cached yet (no real instant is that early)
+    # NOTE: n counts the rows of an array in memory, so n * 32 cannot overflow.
+    if reserve(out, n * MAX_STAMP_LEN) < 0:
+        return -1
+    # PERF: a local cursor; the compiler must assume that stores through
+    # out.data alias *out, and would reload out.size after every byte.
+    p = out.data + out.size
+    for i in range(n):
+        if i:
+            p[0] = b','
+            p += 1
+        offset = offsets[i] if offsets != NULL else 0
+        p = put_stamp(p, stamps[i] + 60000 * <int64_t>offset, offsets != NULL, offset, &date)
+    out.size = p - out.data
+    return 0
+
+
+@cython.cdivision(True)
+cdef inline char* put_uint(char* p, uint64_t value) noexcept nogil:
+    """Write value in decimal at p; return the end."""
+    cdef uint64_t rest = value
+    cdef char* end = p + 1
+    while rest >= 10:
+        rest //= 10
+        end += 1
+    p = end
+    while value >= 100:
+        p -= 2
+        memcpy(p, PAIRS + 2 * (value % 100), 2)
+        value //= 100
+    if value >= 10:
+        memcpy(p - 2, PAIRS + 2 * value, 2)
+    else:
+        (p - 1)[0] = PAIRS[2 * value + 1]
+    return end
+
+
+@cython.cdivision(True)
+cdef inline char* put_fixed(char* p, double x, double scale, double limit, int digits) noexcept nogil:
+    """Write repr(x) at p and return the end when x is a whole number of
+    1/scale units (scale = 10**digits: cents, or 1/10000 for means of cents)
+    below ``limit`` in magnitude; else return NULL (bytes at p are then garbage).
+
+    Why the bytes equal repr(x). Let c be the integer nearest |x| * scale (any
+    candidate will do: the check decides). c < scale * limit < 2**53, so
+    (double)c is exact and, IEEE division being correctly rounded,
+    (double)c / scale == |x| says that |x| is the double nearest to D = c/scale.
+    repr(x) prints, of the decimals that round to x (an interval I around x),
+    one with the fewest significant digits. I is at most one ulp wide, and the
+    limits (2**46 for cents, 2**39 for 4 digits) keep ulp(x) below 1/scale, so
+    D is the only multiple of 1/scale in I: every other member of I has a
+    non-zero digit after D's last one, so none is shorter. All members of I
+    share D's leading digit position unless I straddles a power of ten; that
+    power would be a multiple of 1/scale in I, i.e. D itself. So repr prints
+    D's digits, and as 1/scale <= |x| < 1e16 (or x == 0), in positional form
+    with trailing zeros dropped but one fractional digit kept:
+    4520 cents -> "45.2", 4500 -> "45.0", 4523 -> "45.23", 5 -> "0.05".
+    The bound matters: just above 2**46, 2**46 + 15/64 passes the cents check
+    with c ending in 24, but repr prints the nearer "70368744177664.23".
+    """
+    cdef double magnitude = fabs(x)
+    cdef int64_t c
+    cdef int fraction, width
+    if not magnitude < limit:   # also rejects NaN and infinities
+        return NULL
+    # PERF: truncating |x| * scale + 0.5 rounds without llround's libm call;
+    # int64_t converts to and from double in one instruction, uint64_t divides
+    # without sign fix-ups.
+    c = <int64_t>(magnitude * scale + 0.5)
+    if <double>c / scale != magnitude:
+        return NULL
+    if signbit(x):   # NOTE: covers -0.0, which compares equal to 0.0 above
+        p[0] = b'-'
+        p += 1
+    p = put_uint(p, <uint64_t>c // <uint64_t>scale)
+    fraction = <int>(<uint64_t>c % <uint64_t>scale)
+    p[0] = b'.'
+    if digits == 2:
+        memcpy(p + 1, PAIRS + 2 * fraction, 2)
+    else:
+        memcpy(p + 1, PAIRS + 2 * (fraction // 100), 2)
+        memcpy(p + 3, PAIRS + 2 * (fraction % 100), 2)
+    width = digits
+    while width > 1 and p[width] == b'0':   # drop trailing zeros, keep one digit
+        width -= 1
+    return p + 1 + width
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef int write_column(Out* out, const double* values, const uint8_t* validity,
+                      Py_ssize_t offset, Py_ssize_t n) except -1:
+    """Append values[offset:offset + n] as comma-separated JSON numbers: null where
+    the validity bit is 0 (validity may be NULL: all valid) or the value is not
+    finite. Holds the GIL only for PyOS_double_to_string, repr's own printer."""
+    cdef Py_ssize_t i, j, length
+    cdef double x
+    cdef char* p
+    cdef char* end
+    cdef char* text
+    check(reserve(out, n * (1 + MAX_PRICE_LEN)))
+    p = out.data + out.size   # PERF: a local cursor, as in write_stamps
+    for i in range(n):
+        if i:
+            p[0] = b','
+            p += 1
+        j = offset + i
+        x = values[j]
+        if validity != NULL and not (validity[j >> 3] >> (j & 7)) & 1:
+            memcpy(p, b"null", 4)
+            p += 4
+            continue
+        # PERF: ERCOT prices are whole cents, and hourly means of them
+        # multiples of 0.0025; integer printing skips the shortest-round-trip
+        # search for them.
+        end = put_fixed(p, x, 100.0, CENTS_LIMIT, 2)
+        if end == NULL:
+            end = put_fixed(p, x, 10000.0, TEN_THOUSANDTHS_LIMIT, 4)
+        if end != NULL:
+            p = end
+        elif not isfinite(x):
+            memcpy(p, b"null", 4)
+            p += 4
+        else:
+            text = PyOS_double_to_string(x, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
+            length = <Py_ssize_t>strlen(text)
+            if length <= MAX_PRICE_LEN:
+                memcpy(p, text, length)
+                p += length
+            PyMem_Free(text)
+            if length > MAX_PRICE_LEN:
+                raise SystemError(f"repr of {x} is longer than {MAX_PRICE_LEN} bytes")
+    out.size = p - out.data
+    return 0
+
+
+cdef _check_array(array, dtype, str what, Py_ssize_t length=-1):
+    if not isinstance(array, np.ndarray) or array.dtype != dtype or array.ndim != 1:
+        raise KernelInputError(f"{what} must be a 1-D numpy {np.dtype(dtype)} array",
+                               f"got {type(array).__name__} {getattr(array, 'dtype', '')}")
+    if not (array.flags.c_contiguous and array.flags.aligned):
+        raise KernelInputError(f"{what} must be C-contiguous and aligned",
+                               "pass np.ascontiguousarray(...) of it")
+    if length >= 0 and array.shape[0] != length:
+        raise KernelInputError(f"{what} has {array.shape[0]} rows, timestamps {length}")
+
+
+cdef dict _NAME_JSON = {}   # series name -> its JSON string literal, as bytes
+
+
+cdef bytes _name_json(str name):
+    """json.dumps(name) as bytes, memoised: the same few names recur in every request."""
+    cdef bytes text = _NAME_JSON.get(name)
+    if text is None:
+        text = json.dumps(name).encode()
+        if len(_NAME_JSON) < 100_000:   # bounded, whatever names callers invent
+            _NAME_JSON[name] = text
+    return text
+
+
+cdef _column_buffers(column, Py_ssize_t n):
+    """(validity or None, values, offset) of a float64 pyarrow.Array of length n."""
+    if not isinstance(column, pa.Array) or column.type != FLOAT64:
+        raise KernelInputError("each column must be a pyarrow.Array of float64",
+                               f"got {type(column).__name__} {getattr(column, 'type', '')}")
+    if len(column) != n:
+        raise KernelInputError(f"a column has {len(column)} values, timestamps {n}")
+    validity, values = column.buffers()
+    end = column.offset + n
+    if n and (values is None or values.size < 8 * end or values.address % 8
+              or (validity is not None and validity.size < (end + 7) // 8)):
+        raise KernelInputError("a column's buffers are too short or misaligned",
+                               "build it with pyarrow (pa.array) rather than from_buffers")
+    return validity, values, column.offset
+
+
+def write_prices(timestamps, utc_offsets, names, columns):
+    """Write the price table as compact JSON bytes.
+
+    timestamps: 1-D C-contiguous int64 ndarray, ms since the epoch (UTC).
+    utc_offsets: None (times written in UTC, "Z") or a 1-D C-contiguous int32
+        ndarray of the same length, minutes east of UTC per instant (times
+        written in local time with their offset, e.g. "-05:00").
+    names, columns: series names (str) and float64 pyarrow.Arrays of the same
+        length as timestamps, which may be slices and may hold nulls.
+    Local times must lie in years 0001..9999 and |offset| < 24 h. A broken
+    precondition raises KernelInputError. Prices are written as repr(float)
+    writes them; nulls, NaN and infinities as null.
+    """
+    cdef const int64_t[::1] stamps
+    cdef const int32_t[::1] offsets
+    cdef const char[::1] value_bytes
+    cdef const char[::1] validity_bytes
+    cdef const int64_t* stamps_ptr = NULL
+    cdef const int32_t* offsets_ptr = NULL
+    cdef const uint8_t* validity_ptr
+    cdef Py_ssize_t n, bad
+    cdef Out out
+
+    _check_array(timestamps, np.int64, "timestamps")
+    n = timestamps.shape[0]
+    if n:
+        stamps = timestamps
+        stamps_ptr = &stamps[0]
+    if utc_offsets is not None:
+        _check_array(utc_offsets, np.int32, "utc_offsets", n)
+        if n:
+            offsets = utc_offsets
+            offsets_ptr = &offsets[0]
+    names = list(names)
+    columns = list(columns)
+    if len(names) != len(columns):
+        raise KernelInputError(f"{len(names)} names but {len(columns)} columns")
+    if not all(isinstance(name, str) for name in names):
+        raise KernelInputError("names must be str")
+    parts = [(_name_json(name), _column_buffers(column, n)) for name, column in zip(names, columns)]
+    bad = first_bad_row(stamps_ptr, offsets_ptr, n)
+    if bad >= 0:
+        offset_text = "" if offsets_ptr == NULL else f" with utc_offsets[{bad}] = {offsets_ptr[bad]}"
+        raise KernelInputError(
+            f"timestamps[{bad}] = {stamps_ptr[bad]}{offset_text} is out of range",
+            "local times must lie in years 0001..9999 and offsets within +-1439 minutes")
+
+    # PERF: a guess (whole-second UTC stamps, prices of about 7 bytes) that
+    # spares most reallocs; reserve() grows the buffer when it falls short.
+    out.size = 0
+    out.capacity = 256 + n * (24 + 8 * len(parts))
+    out.data = <char*>malloc(out.capacity)
+    if out.data == NULL:
+        raise MemoryError("jsonwrite: cannot allocate the output buffer")
+    try:
+        check(append(&out, b'{"timestamps":[', 15))
+        check(write_stamps(&out, stamps_ptr, offsets_ptr, n))
+        check(append(&out, b'],"data":[', 10))
+        for index, (name, (validity, values, offset)) in enumerate(parts):
+            check(append(&out, b',{"hub":' if index else b'{"hub":', 8 if index else 7))
+            check(append(&out, name, len(name)))
+            check(append(&out, b',"prices":[', 11))
+            if n:
+                value_bytes = values
+                validity_ptr = NULL
+                if validity is not None:
+                    validity_bytes = validity
+                    validity_ptr = <const uint8_t*>&validity_bytes[0]
+                write_column(&out, <const double*>&value_bytes[0], validity_ptr, offset, n)
+            check(append(&out, b']}', 2))
+        check(append(&out, b']}', 2))
+        return PyBytes_FromStringAndSize(out.data, out.size)
+    finally:
+        free(out.data)

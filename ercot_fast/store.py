@@ -10,7 +10,10 @@ precedence that has a non-null value there. Precedence, highest first:
 
 1. rows that lie inside the period named by their file (``_2021`` or
    ``_2021_02``, by Central market day) before stray rows of other periods;
-2. flattened files, then annual combined files, then monthly combined files;
+2. files ingested from ERCOT's own reports (``ercot_fast/<data set>/<data
+   set>_YYYY_MM.parquet``, written by ``ercot-fast ingest``: DST-correct, both
+   prices of the repeated fall-back hour), then flattened files, then annual
+   combined files, then monthly combined files;
 3. for real-time hourly values only: hourly files before hourly means computed
    from the 15-minute data (those fill what no hourly file has);
 4. the file path: the later one in sort order wins (a tie-break that never
@@ -50,10 +53,18 @@ AS_PRODUCTS = ("ECRS", "NSPIN", "REGDN", "REGUP", "RRS")
 SYNTHETIC_KEY = b"ercot_fast.synthetic"
 
 # file pattern -> (kind rank, data set of the file's price columns or None for combined)
+_INGESTED = 4
 _FLATTENED = 3
 _COMBINED_ANNUAL = 2
 _COMBINED_MONTHLY = 1
 _FILE_KINDS = (
+    (re.compile(r"ercot_fast/day_ahead/day_ahead_(\d{4})_(\d{2})\.parquet"), _INGESTED, DAY_AHEAD),
+    (re.compile(r"ercot_fast/real_time_15min/real_time_15min_(\d{4})_(\d{2})\.parquet"), _INGESTED, REAL_TIME_15MIN),
+    (
+        re.compile(r"ercot_fast/ancillary_services/ancillary_services_(\d{4})_(\d{2})\.parquet"),
+        _INGESTED,
+        ANCILLARY_SERVICES,
+    ),
     (re.compile(r"flattened/DA_prices_(\d{4})\.parquet"), _FLATTENED, DAY_AHEAD),
     (re.compile(r"flattened/RT_prices_15min_(\d{4})\.parquet"), _FLATTENED, REAL_TIME_15MIN),
     (re.compile(r"flattened/RT_prices_hourly_(\d{4})\.parquet"), _FLATTENED, REAL_TIME),
@@ -327,14 +338,28 @@ def _merge(name, pieces):
 
 def hourly_means(timestamps, values):
     """Hourly means of 15-minute prices: the mean of the hour's non-null
-    intervals, null when it has none. Returns (hour starts, means)."""
+    intervals, null when it has none. Returns (hour starts, means).
+
+    Prices in whole cents (all of ERCOT's) are summed exactly as integer
+    cents and divided once, so a mean is the double nearest the true mean
+    (12.935, not the 12.934999999999999 of a floating-point running sum).
+    """
+    if len(timestamps) == 0:
+        return timestamps[:0], values[:0]
     hours = timestamps - timestamps % timeutil.MS_PER_HOUR  # Central offsets are whole hours
     starts, first = np.unique(hours, return_index=True)
     present = ~np.isnan(values)
-    sums = np.add.reduceat(np.where(present, values, 0.0), first) if len(first) else np.empty(0)
-    counts = np.add.reduceat(present.astype(np.int64), first) if len(first) else np.empty(0)
+    cents = np.round(np.where(present, values, 0.0) * 100.0)
+    exact = bool(np.all(cents / 100.0 == np.where(present, values, 0.0))) and np.all(np.abs(cents) < 2**53 / 16)
+    counts = np.add.reduceat(present.astype(np.int64), first)
+    if exact:
+        sums = np.add.reduceat(cents.astype(np.int64), first)
+        scale = counts * 100
+    else:
+        sums = np.add.reduceat(np.where(present, values, 0.0), first)
+        scale = counts
     with np.errstate(invalid="ignore", divide="ignore"):
-        return starts, np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+        return starts, np.where(counts > 0, sums / np.maximum(scale, 1), np.nan)
 
 
 def _hourly_means_piece(quarter_hourly):

@@ -143,6 +143,14 @@ def test_92_interval_days_load_and_are_reported(tmp_path, caplog):
     assert "real_time_15min: 1 market days with fewer intervals" in caplog.text
 
 
+def test_hourly_means_of_cents_are_exact(tmp_path):
+    prices = [12.93, 12.94, 12.93, 12.94, 0.1, 0.2, None, 0.3]  # float sums give 12.934999999999999
+    write(tmp_path / "flattened/RT_prices_15min_2022.parquet", {"datetime_ts": quarter_hours((2022, 6, 1), 8), "HB_NORTH": prices})
+    means = load_store(tmp_path).datasets["real_time"].columns["HB_NORTH"].to_pylist()
+    assert means == [12.935, 0.2]
+    assert repr(means[0]) == "12.935"
+
+
 def test_duplicate_and_unsorted_rows(tmp_path, caplog):
     times = naive((2022, 1, 1, 2), (2022, 1, 1, 0), (2022, 1, 1, 1), (2022, 1, 1, 0))
     write(tmp_path / "flattened/DA_prices_2022.parquet", {"datetime_ts": times, "HB_NORTH": [3.0, 1.0, 2.0, 1.5]})

@@ -12,6 +12,7 @@ from ercot_fast.server import WORKER_CLASSES
 class ServeConfig:
     data_dir: str | None  # None: serve the built-in demo data
     json_addr: str
+    flight_addr: str
     workers: int
     worker_class: str
     max_range_days: int
@@ -27,6 +28,7 @@ class ServeConfig:
 _SERVE_SETTINGS = {
     "data_dir": ("DATA_DIR", None, str),
     "json_addr": ("JSON_ADDR", "0.0.0.0:8080", str),
+    "flight_addr": ("FLIGHT_ADDR", "0.0.0.0:50051", str),
     "workers": ("WORKERS", os.cpu_count() or 1, int),
     "worker_class": ("WORKER_CLASS", "meinheld", str),
     "max_range_days": ("MAX_RANGE_DAYS", DEFAULT_MAX_RANGE_DAYS, int),
@@ -39,6 +41,9 @@ _SERVE_SETTINGS = {
 def add_serve_arguments(parser):
     parser.add_argument("--data-dir", help="data directory in the reference layout (env DATA_DIR; default: demo data)")
     parser.add_argument("--json-addr", help="HTTP JSON API address HOST:PORT (env JSON_ADDR; default 0.0.0.0:8080)")
+    parser.add_argument(
+        "--flight-addr", help="Arrow Flight address HOST:PORT (env FLIGHT_ADDR; default 0.0.0.0:50051)"
+    )
     parser.add_argument("--workers", type=int, help="HTTP worker processes (env WORKERS; default: CPU count)")
     parser.add_argument(
         "--worker-class",
@@ -84,6 +89,9 @@ def serve_config(args, environ=os.environ):
     if config.response_cache_mb < 0 or config.cache_max_age < 0:
         raise SystemExit("error: --response-cache-mb and --cache-max-age cannot be negative")
     split_addr(config.json_addr)
+    split_addr(config.flight_addr)
+    if config.flight_addr == config.json_addr:
+        raise SystemExit(f"error: --json-addr and --flight-addr are both {config.json_addr}: give them different ports")
     return config
 
 

@@ -4,12 +4,19 @@ The store is loaded once in the master process before the workers fork, so N
 workers share one copy of the prices (copy-on-write pages nobody writes).
 SIGHUP reloads the data directory in the master and replaces the workers
 gracefully; SIGINT/SIGTERM stop everything.
+
+The Arrow Flight server runs in one more child of the master, forked before
+gunicorn starts (gRPC threads and fork() do not mix, and gunicorn forks
+workers at any time): it shares the store's pages too, is restarted over the
+new store on SIGHUP and after a crash, and stops with the master.
 """
 import logging
+import sys
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 
-from ercot_fast import api, store
+from ercot_fast import api, flight, store
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +53,7 @@ class PriceService(BaseApplication):
         if self.store.total_rows == 0:
             log.error("no prices found in %s: /api/health answers 503 until data is there", data_dir)
         self.wsgi_app = self._build_app(self.store)
+        self.flight = flight.FlightProcess(settings.flight_addr, settings.max_range_days)
         super().__init__()
 
     def _build_app(self, prices):
@@ -69,6 +77,21 @@ class PriceService(BaseApplication):
     def load(self):
         return self.wsgi_app
 
+    def run(self):
+        """Start the Flight child, then gunicorn; whatever ends gunicorn
+        (SIGTERM, Ctrl-C, a fatal error) also stops the child."""
+        try:
+            self.flight.start(self.store)
+        except flight.FlightStartError as exc:
+            raise SystemExit(f"error: {exc} (is the port in use? choose another with --flight-addr or FLIGHT_ADDR)")
+        try:
+            _Arbiter(self).run()
+        except RuntimeError as exc:  # as BaseApplication.run reports it
+            print(f"\nError: {exc}\n", file=sys.stderr)
+            sys.exit(1)
+        finally:
+            self.flight.stop()  # a no-op in the workers, which unwind through here
+
     def reload(self):
         """SIGHUP: load the data directory again; the arbiter then forks new
         workers over the new store. A failed load keeps the data being served."""
@@ -80,3 +103,20 @@ class PriceService(BaseApplication):
             return
         self.store = fresh
         self.wsgi_app = self._build_app(fresh)
+        self.flight.restart(fresh)
+
+
+class _Arbiter(Arbiter):
+    """gunicorn's arbiter, also minding the Flight child: it collects the
+    child's exit before gunicorn's ``waitpid(-1)`` would take it silently, and
+    restarts a crashed child (with back-off) from its main loop."""
+
+    def handle_chld(self):
+        self.app.flight.reap()
+        super().handle_chld()
+
+    handle_cld = handle_chld
+
+    def manage_workers(self):
+        super().manage_workers()
+        self.app.flight.keep_alive(self.app.store)

@@ -1,5 +1,6 @@
-"""`ercot-fast serve` as a user runs it: real gunicorn (+ meinheld), 127.0.0.1,
-a free port, queried over HTTP, always stopped."""
+"""`ercot-fast serve` as a user runs it: real gunicorn (+ meinheld) and the
+Arrow Flight child, 127.0.0.1, free ports, queried over HTTP and Flight, always
+stopped."""
 import json
 import os
 import signal
@@ -11,6 +12,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.flight as flight
 import pytest
 
 from ercot_fast.cli import build_parser
@@ -39,17 +42,21 @@ class Served:
     def __init__(self, args, env):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        self.flight_port = free_port()
+        self.flight_location = f"grpc://127.0.0.1:{self.flight_port}"
         env = {**os.environ, **env}
-        if "JSON_ADDR" in env:  # the address comes from the environment
-            env["JSON_ADDR"] = f"127.0.0.1:{self.port}"
-        else:
-            args = ["--json-addr", f"127.0.0.1:{self.port}", *args]
+        for variable, flag, port in (("JSON_ADDR", "--json-addr", self.port), ("FLIGHT_ADDR", "--flight-addr", self.flight_port)):
+            if variable in env:  # the address comes from the environment
+                env[variable] = f"127.0.0.1:{port}"
+            else:
+                args = [flag, f"127.0.0.1:{port}", *args]
         self.proc = subprocess.Popen(
             [ERCOT_FAST, "serve", *args],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            start_new_session=True,  # its own process group: Ctrl-C can be sent to all of it
         )
 
     def wait_ready(self, timeout=120):
@@ -63,15 +70,62 @@ class Served:
                 time.sleep(0.2)
         raise AssertionError("serve did not answer in time")
 
-    def stop(self, sig=signal.SIGTERM):
+    def flight_pid(self):
+        """The pid of the Flight child, as its describe action reports it."""
+        with flight.connect(self.flight_location) as client:
+            client.wait_for_available(timeout=30)
+            [result] = client.do_action(flight.Action("describe", b""))
+            return json.loads(result.body.to_pybytes())["pid"]
+
+    def next_flight_pid(self, old, timeout=30):
+        """The pid of the Flight child that replaced ``old``."""
+        deadline = time.monotonic() + timeout
+        while (pid := self.flight_pid()) == old:
+            assert time.monotonic() < deadline, f"Flight child {old} was not replaced"
+            time.sleep(0.2)
+        return pid
+
+    def stop(self, sig=signal.SIGTERM, group=False):
+        """Send ``sig`` to the master (or, like Ctrl-C in a terminal, to its
+        whole process group) and wait; SIGKILL everything after 30 s."""
         if self.proc.poll() is None:
-            self.proc.send_signal(sig)
+            if group:
+                os.killpg(self.proc.pid, sig)
+            else:
+                self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                self.kill_all()
         return self.proc.stdout.read()
+
+    def kill_all(self):
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+
+
+def gone(pid=None, group=None, timeout=10):
+    """True once no process has ``pid`` (or none is left in ``group``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0) if group else os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def flight_refuses(location):
+    with flight.connect(location) as client:
+        try:
+            list(client.list_actions(flight.FlightCallOptions(timeout=2)))
+        except (flight.FlightUnavailableError, flight.FlightTimedOutError):
+            return True
+    return False
 
 
 @pytest.fixture
@@ -85,7 +139,7 @@ def serve():
 
     yield start
     for served in running:
-        served.stop(signal.SIGKILL)
+        served.kill_all()
 
 
 @pytest.mark.parametrize("worker_class", ["meinheld", "sync"])
@@ -102,20 +156,75 @@ def test_serve_real_data(serve, utc_dir, worker_class):
     assert prices["data"][0]["prices"][1:3] == [21.26, 21.08]
     status, _, body = fetch(served.base + "/api/prices?start_date=2020-11-01&end_date=2020-11-01&hubs=NOPE&price_type=da")
     assert status == 400 and "NOPE" in json.loads(body)["error"]
-    log = served.stop()  # SIGTERM: a clean, complete stop
+    # Flight, beside it, over the same data: the same answer
+    with flight.connect(served.flight_location) as client:
+        ticket = {"start_date": "2020-11-01", "end_date": "2020-11-01", "hubs": ["HB_NORTH"], "price_type": "day_ahead"}
+        table = client.do_get(flight.Ticket(json.dumps({**ticket, "layout": "wide"}).encode())).read_all()
+        assert table.column("HB_NORTH").to_pylist() == prices["data"][0]["prices"]
+        assert [t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in table.column("datetime").to_pylist()] == prices["timestamps"]
+        with pytest.raises(pa.ArrowInvalid, match="unknown settlement point: NOPE"):
+            client.do_get(flight.Ticket(json.dumps({**ticket, "hubs": ["NOPE"]}).encode())).read_all()
+        assert client.do_get(flight.Ticket(b"ercot_prices")).read_all().num_rows == 22463 * 15
+    flight_pid = served.flight_pid()
+    log = served.stop()  # SIGTERM: a clean, complete stop of both servers
     assert served.proc.returncode == 0, log
     assert "Shutting down: Master" in log
+    assert f"Arrow Flight serving on grpc://127.0.0.1:{served.flight_port} (pid {flight_pid}" in log
+    assert f"Arrow Flight server (pid {flight_pid}) stopping on SIGTERM" in log
+    assert gone(flight_pid) and gone(group=served.proc.pid)
+    assert flight_refuses(served.flight_location)
     assert f"worker: {'meinheld' if worker_class == 'meinheld' else 'sync'}" in log
 
 
 def test_serve_settings_from_environment(serve, utc_dir):
-    served = serve(env={"DATA_DIR": str(utc_dir), "WORKERS": "1", "WORKER_CLASS": "sync", "JSON_ADDR": "set below"})
+    env = {"DATA_DIR": str(utc_dir), "WORKERS": "1", "WORKER_CLASS": "sync", "JSON_ADDR": "set below", "FLIGHT_ADDR": "too"}
+    served = serve(env=env)
     status, _, _ = served.wait_ready()
     assert status == 200
-    log = served.stop(signal.SIGINT)  # Ctrl-C stops it cleanly too
+    flight_pid = served.flight_pid()
+    log = served.stop(signal.SIGINT, group=True)  # Ctrl-C in a terminal stops all of it cleanly
     assert served.proc.returncode == 0, log
     assert f"data_dir={utc_dir}" in log and "workers=1" in log and "worker_class=sync" in log
     assert f"json_addr=127.0.0.1:{served.port}" in log
+    assert f"flight_addr=127.0.0.1:{served.flight_port}" in log
+    assert f"Arrow Flight server (pid {flight_pid}) stopping on SIGINT" in log
+    assert gone(group=served.proc.pid), "a process of serve outlived Ctrl-C"
+
+
+def test_flight_child_is_restarted_after_a_crash_and_on_reload(serve, utc_dir):
+    served = serve("--data-dir", str(utc_dir), "--workers", "1", "--worker-class", "sync")
+    served.wait_ready()
+    first = served.flight_pid()
+    os.kill(first, signal.SIGKILL)  # a crash
+    second = served.next_flight_pid(first)  # the master noticed, logged it and started another
+    assert gone(first)
+    os.kill(served.proc.pid, signal.SIGHUP)  # reload the data: Flight serves the new store
+    third = served.next_flight_pid(second)
+    assert gone(second)
+    with flight.connect(served.flight_location) as client:
+        assert client.do_get(flight.Ticket(b'{"dataset": "real_time_15min"}')).read_all().num_rows == 8160 * 15
+    log = served.stop()
+    assert served.proc.returncode == 0, log
+    assert f"Arrow Flight server (pid {first}) was killed by SIGKILL; restarting it" in log
+    assert f"(pid {third}) stopping on SIGTERM" in log
+    assert gone(group=served.proc.pid)
+
+
+def test_flight_port_in_use_is_a_clear_error(utc_dir):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [ERCOT_FAST, "serve", "--data-dir", str(utc_dir), "--json-addr", f"127.0.0.1:{free_port()}",
+             "--flight-addr", f"127.0.0.1:{port}", "--workers", "1", "--worker-class", "sync"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode == 1
+    assert f"error: Arrow Flight cannot serve on 127.0.0.1:{port}" in result.stderr
+    assert "choose another with --flight-addr or FLIGHT_ADDR" in result.stderr
 
 
 def test_serve_without_data_dir_uses_demo_data(serve, tmp_path):
@@ -144,5 +253,5 @@ def test_bad_data_dir_is_a_clear_error(tmp_path):
 
 def test_help_names_every_flag():
     text = build_parser()._subparsers._group_actions[0].choices["serve"].format_help()
-    for flag in ("--data-dir", "--json-addr", "--workers", "--worker-class", "--max-range-days", "DATA_DIR", "JSON_ADDR"):
+    for flag in ("--data-dir", "--json-addr", "--flight-addr", "--workers", "--worker-class", "--max-range-days", "DATA_DIR", "JSON_ADDR", "FLIGHT_ADDR"):
         assert flag in text

@@ -1,0 +1,256 @@
+"""Quant pull over Arrow Flight: ours beside a bare pyarrow.flight server, one run.
+
+Question: how fast does every real-time 15-minute price of the demo data set
+(2019-2024, all 20 settlement points) reach a client, wide and long, and how
+close is that to a bare ``pyarrow.flight`` server streaming the same table
+already built in memory?
+
+- ours: ``ercot-fast serve`` as users run it (the Flight child of the gunicorn
+  master), ticket ``{"dataset": "real_time_15min", "layout": ...}`` through
+  ``ercot_fast.client.PriceClient``;
+- bare: a minimal ``FlightServerBase`` (this script, ``--serve-bare``) whose
+  do_get returns ``RecordBatchStream`` of a table built with plain pyarrow at
+  startup, chunked at the same batch bound.
+
+Each pull is timed to the last byte (``read_all``: GB/s of Arrow buffers,
+rows/s, prices/s) and then to the DataFrame (``to_pandas``). The two servers
+alternate pull by pull; medians are reported and written to
+``bench/results/flight.json``.
+
+    python bench/bench_flight.py [--data-dir DIR] [--repeat 25]
+"""
+import argparse
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.flight as flight
+
+from ercot_fast import demo
+from ercot_fast import flight as ercot_flight
+from ercot_fast.client import PriceClient
+from ercot_fast.store import REAL_TIME_15MIN, load_store, settlement_point_order
+
+RESULTS = Path(__file__).resolve().parent / "results" / "flight.json"
+ERCOT_FAST = str(Path(sys.executable).parent / "ercot-fast")
+LAYOUTS = ("wide", "long")
+WARM_UP = 3
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --- the bare baseline -------------------------------------------------------
+
+
+def bare_tables(data_dir):
+    """The same data as plain pyarrow tables, materialised once and chunked at
+    the same row bounds as ours."""
+    dataset = load_store(data_dir).datasets[REAL_TIME_15MIN]
+    names = sorted(dataset.columns, key=settlement_point_order)
+    times = pa.array(dataset.timestamps, type=pa.timestamp("ms", tz="UTC"))
+    wide = pa.table({"datetime": times, **{n: dataset.columns[n] for n in names}}).combine_chunks()
+    long = pa.concat_tables(
+        pa.table({"datetime": times, "hub": pa.repeat(n, len(times)), "price": dataset.columns[n]}) for n in names
+    ).combine_chunks()
+    wide_rows = ercot_flight._rows_per_batch(8 * (1 + len(names)) + (len(names) + 7) // 8)
+    return {
+        b"wide": pa.Table.from_batches(wide.to_batches(max_chunksize=wide_rows)),
+        b"long": pa.Table.from_batches(long.to_batches(max_chunksize=ercot_flight.MAX_BATCH_ROWS)),
+    }
+
+
+class BareServer(flight.FlightServerBase):
+    def __init__(self, location, tables):
+        super().__init__(location)
+        self.tables = tables
+
+    def do_get(self, context, ticket):
+        return flight.RecordBatchStream(self.tables[ticket.ticket])
+
+
+def serve_bare(port, data_dir):
+    server = BareServer(f"grpc://127.0.0.1:{port}", bare_tables(data_dir))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    print("ready", flush=True)
+    server.serve()
+
+
+# --- the run -----------------------------------------------------------------
+
+
+def split_cpus():
+    """(server CPUs, client CPUs): the servers on one half, this client on the
+    other, as PERF.md puts the load generator on its own core."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None, None
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None, None
+    half = len(cpus) // 2
+    return set(cpus[half:]), set(cpus[:half])
+
+
+def wait_for(client, timeout=120):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.wait_for_available(timeout=1)
+            return
+        except flight.FlightUnavailableError:
+            if time.monotonic() > deadline:
+                raise
+
+
+def pull(read):
+    """(seconds to the last byte, seconds to the DataFrame, table)."""
+    started = time.perf_counter()
+    table = read()
+    received = time.perf_counter()
+    frame = table.to_pandas(split_blocks=True)
+    in_hands = time.perf_counter()
+    del frame
+    return received - started, in_hands - started, table
+
+
+def summarise(samples, table, series):
+    read = statistics.median(s[0] for s in samples)
+    to_frame = statistics.median(s[1] for s in samples)
+    nbytes = table.get_total_buffer_size()
+    prices = table.num_rows * (series if table.num_columns > 3 else 1)
+    return {
+        "rows": table.num_rows,
+        "arrow_bytes": nbytes,
+        "batches": table.column(0).num_chunks,
+        "seconds_to_last_byte_median": round(read, 5),
+        "seconds_to_last_byte_min": round(min(s[0] for s in samples), 5),
+        "seconds_to_last_byte_all": [round(s[0], 5) for s in samples],
+        "gb_per_s": round(nbytes / read / 1e9, 3),
+        "rows_per_s": round(table.num_rows / read),
+        "prices_per_s": round(prices / read),
+        "seconds_to_dataframe_median": round(to_frame, 5),
+    }
+
+
+def run(data_dir, repeat):
+    series = len(load_store(data_dir).datasets[REAL_TIME_15MIN].columns)
+    ours_port, bare_port, http_port = free_port(), free_port(), free_port()
+    server_cpus, client_cpus = split_cpus()
+    on_server_cpus = (lambda: os.sched_setaffinity(0, server_cpus)) if server_cpus else None
+    ours = subprocess.Popen(
+        [ERCOT_FAST, "serve", "--data-dir", str(data_dir), "--json-addr", f"127.0.0.1:{http_port}",
+         "--flight-addr", f"127.0.0.1:{ours_port}", "--workers", "1", "--worker-class", "sync",
+         "--log-level", "warning"],
+        preexec_fn=on_server_cpus,
+    )
+    bare = subprocess.Popen(
+        [sys.executable, __file__, "--serve-bare", str(bare_port), str(data_dir)],
+        stdout=subprocess.PIPE,
+        preexec_fn=on_server_cpus,
+    )
+    if client_cpus:
+        os.sched_setaffinity(0, client_cpus)
+    try:
+        prices = PriceClient(f"grpc://127.0.0.1:{ours_port}")
+        bare_client = flight.connect(f"grpc://127.0.0.1:{bare_port}")
+        wait_for(prices._flight)
+        assert bare.stdout.readline().strip() == b"ready"
+        wait_for(bare_client)
+        readers = {}
+        for layout in LAYOUTS:
+            readers[layout] = {
+                "ours": lambda layout=layout: prices.dataset_table(REAL_TIME_15MIN, layout=layout),
+                "bare": lambda layout=layout: bare_client.do_get(flight.Ticket(layout.encode())).read_all(),
+            }
+        results = {}
+        for layout in LAYOUTS:
+            samples = {"ours": [], "bare": []}
+            tables = {}
+            for _ in range(WARM_UP):  # first pulls pay for the client's fresh memory
+                for name, read in readers[layout].items():
+                    tables[name] = pull(read)[2]
+            for a, b in zip(tables["ours"].columns, tables["bare"].columns):
+                assert a.equals(b), "ours and bare differ"
+            for i in range(repeat):
+                order = ("ours", "bare") if i % 2 == 0 else ("bare", "ours")
+                for name in order:
+                    seconds, to_frame, tables[name] = pull(readers[layout][name])
+                    samples[name].append((seconds, to_frame))
+            entry = {name: summarise(samples[name], tables[name], series) for name in ("ours", "bare")}
+            for stat in ("median", "min"):
+                entry[f"ratio_ours_to_bare_throughput_{stat}"] = round(
+                    entry["bare"][f"seconds_to_last_byte_{stat}"] / entry["ours"][f"seconds_to_last_byte_{stat}"], 3
+                )
+            results[layout] = entry
+        return results
+    finally:
+        for proc in (ours, bare):
+            proc.send_signal(signal.SIGTERM)
+        for proc in (ours, bare):
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", help="data directory (default: demo data written to a temporary folder)")
+    parser.add_argument("--repeat", type=int, default=25, help="timed pulls per server and layout (default 25)")
+    parser.add_argument("--output", default=str(RESULTS), help=f"results file (default {RESULTS})")
+    parser.add_argument("--serve-bare", nargs=2, metavar=("PORT", "DATA_DIR"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve_bare:
+        return serve_bare(int(args.serve_bare[0]), args.serve_bare[1])
+    with tempfile.TemporaryDirectory(prefix="bench-flight-") as scratch:
+        data_dir = args.data_dir
+        if data_dir is None:
+            data_dir = Path(scratch) / "demo"
+            demo.write_demo_data(data_dir)
+        results = run(data_dir, args.repeat)
+    report = {
+        "question": "quant pull: all real-time 15-minute prices of the demo data set, all settlement points",
+        "command": "python bench/bench_flight.py" + (f" --data-dir {args.data_dir}" if args.data_dir else ""),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "pyarrow": pa.__version__,
+            "platform": platform.platform(),
+        },
+        "batch_bound": {"max_rows": ercot_flight.MAX_BATCH_ROWS, "max_bytes": ercot_flight.MAX_BATCH_BYTES},
+        "repeat": args.repeat,
+        "results": results,
+    }
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"{'layout':6} {'server':5} {'MB':>7} {'GB/s':>6} {'Mrows/s':>8} {'Mprices/s':>10} {'to DataFrame':>13}")
+    for layout, entry in results.items():
+        for name in ("ours", "bare"):
+            r = entry[name]
+            print(
+                f"{layout:6} {name:5} {r['arrow_bytes'] / 1e6:7.1f} {r['gb_per_s']:6.2f} {r['rows_per_s'] / 1e6:8.2f} "
+                f"{r['prices_per_s'] / 1e6:10.2f} {r['seconds_to_dataframe_median'] * 1e3:10.1f} ms"
+            )
+        print(
+            f"{layout:6} ours/bare throughput: {entry['ratio_ours_to_bare_throughput_median']:.2f}x (medians), "
+            f"{entry['ratio_ours_to_bare_throughput_min']:.2f}x (best pulls)"
+        )
+    print(f"wrote {output}")
+
+
+if __name__ == "__main__":
+    main()

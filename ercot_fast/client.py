@@ -1,0 +1,119 @@
+"""A small client for the Arrow Flight API: prices as an Arrow table or a
+pandas DataFrame, without writing tickets by hand.
+
+    from ercot_fast.client import PriceClient
+
+    with PriceClient("grpc://localhost:50051") as prices:
+        df = prices.dataframe("2023-01-01", "2023-01-31", ["HB_NORTH", "HB_HOUSTON"])
+        rt = prices.dataset_dataframe("real_time_15min", layout="wide")
+
+Tables come back in the long layout (``datetime``, ``hub``, ``price``) unless
+``layout="wide"`` asks for one column per settlement point. ``datetime`` is a
+UTC instant (``tz="America/Chicago"`` shows the same instants in Central time).
+pandas is needed only for the ``*dataframe`` methods.
+"""
+import json
+
+import pyarrow.flight as flight
+
+DEFAULT_LOCATION = "grpc://localhost:50051"
+
+
+class PriceClient:
+    """A connection to an ercot-fast Flight server."""
+
+    def __init__(self, location=DEFAULT_LOCATION, **connect_options):
+        self.location = location
+        self._flight = flight.connect(location, **connect_options)
+
+    # --- Arrow tables --------------------------------------------------------
+
+    def table(self, start_date, end_date, hubs=None, price_type="day_ahead", *, resolution=None, tz=None, layout="long"):
+        """Prices of ``hubs`` (settlement points, or ancillary products) from
+        ``start_date`` to ``end_date``, both inclusive, as a ``pyarrow.Table``.
+        Dates and times as in the HTTP API: ``2023-01-01`` (a Central market
+        day) or RFC 3339 (``2023-01-01T06:00:00Z``)."""
+        ticket = {"start_date": _text(start_date), "end_date": _text(end_date), "price_type": price_type}
+        if hubs is not None:
+            ticket["hubs"] = [hubs] if isinstance(hubs, str) else list(hubs)
+        for key, value in (("resolution", resolution), ("tz", tz), ("layout", layout)):
+            if value is not None:
+                ticket[key] = value
+        return self.read(ticket)
+
+    def dataset_table(self, name, hubs=None, *, layout="long"):
+        """All of a data set (``day_ahead``, ``real_time``, ``real_time_15min``,
+        ``ancillary_services``), every instant, optionally only ``hubs``."""
+        ticket = {"dataset": name, "layout": layout}
+        if hubs is not None:
+            ticket["hubs"] = [hubs] if isinstance(hubs, str) else list(hubs)
+        return self.read(ticket)
+
+    def read(self, ticket):
+        """The table of a raw ticket (a dict, JSON text or bytes)."""
+        if isinstance(ticket, dict):
+            ticket = json.dumps(ticket)
+        if isinstance(ticket, str):
+            ticket = ticket.encode()
+        return self._flight.do_get(flight.Ticket(ticket)).read_all()
+
+    # --- pandas --------------------------------------------------------------
+
+    def dataframe(self, *args, **kwargs):
+        """``table(...)`` as a pandas DataFrame."""
+        return _to_pandas(self.table(*args, **kwargs))
+
+    def dataset_dataframe(self, *args, **kwargs):
+        """``dataset_table(...)`` as a pandas DataFrame."""
+        return _to_pandas(self.dataset_table(*args, **kwargs))
+
+    # --- the service ---------------------------------------------------------
+
+    def available_hubs(self):
+        """Settlement points in the data."""
+        return self._action("available_hubs")
+
+    def health(self):
+        """The service's health, as ``GET /api/health`` reports it."""
+        return self._action("healthcheck")
+
+    def describe(self):
+        """What the server has loaded, and its limits."""
+        return self._action("describe")
+
+    def _action(self, name):
+        results = list(self._flight.do_action(flight.Action(name, b"")))
+        return json.loads(results[0].body.to_pybytes())
+
+    def close(self):
+        self._flight.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+def _text(value):
+    """Dates and datetimes as the API spells them; strings as given."""
+    if hasattr(value, "isoformat"):
+        if getattr(value, "tzinfo", None) is None and hasattr(value, "hour"):
+            raise ValueError(f"{value!r} has no time zone: give an aware datetime or a date")
+        return value.isoformat()
+    return value
+
+
+def _to_pandas(table):
+    try:
+        import pandas  # noqa: F401
+    except ImportError as exc:
+        raise ImportError("DataFrames need pandas: `pip install pandas`, or use the *table methods") from exc
+    # PERF: one block per column, no consolidation copy
+    return table.to_pandas(split_blocks=True)
+
+
+def get_prices(start_date, end_date, hubs=None, price_type="day_ahead", *, location=DEFAULT_LOCATION, **options):
+    """One-off pull as a DataFrame: ``get_prices("2023-01-01", "2023-01-31", ["HB_NORTH"])``."""
+    with PriceClient(location) as prices:
+        return prices.dataframe(start_date, end_date, hubs, price_type, **options)

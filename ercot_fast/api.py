@@ -68,8 +68,9 @@ class PricesResource:
         return False
 
     def _etag(self, checked):
-        digest = hashlib.blake2b(repr(checked).encode(), digest_size=8).hexdigest()
-        return f"{self._store.version}-{digest}"
+        price_type, start_ms, end_ms, series, resolution, tz = checked
+        key = f"{price_type}|{start_ms}|{end_ms}|{','.join(series)}|{resolution}|{tz}"
+        return f"{self._store.version}-{hashlib.blake2b(key.encode(), digest_size=8).hexdigest()}"
 
 
 class HealthResource:

@@ -19,28 +19,58 @@ _MAX_LOCAL_MS = (datetime.max - _EPOCH) // _MILLISECOND
 _MAX_OFFSET_MIN = 24 * 60 - 1
 
 
-def write_prices(timestamps, utc_offsets, names, columns):
-    """Write the price table as compact JSON bytes (see ext/jsonwrite.pyx)."""
-    _check_array(timestamps, np.int64, "timestamps")
-    n = len(timestamps)
-    if utc_offsets is not None:
-        _check_array(utc_offsets, np.int32, "utc_offsets", n)
-    names = list(names)
-    columns = list(columns)
-    if len(names) != len(columns):
-        raise KernelInputError(f"{len(names)} names but {len(columns)} columns")
-    if not all(isinstance(name, str) for name in names):
-        raise KernelInputError("names must be str")
-    for column in columns:
-        _check_column(column, n)
+class PriceTable:
+    """Sorted UTC instants and float64 Arrow columns, checked once; ``write``
+    renders a slice of them (see ext/jsonwrite.pyx)."""
 
-    offsets = [None] * n if utc_offsets is None else utc_offsets.tolist()
-    stamps = [_stamp(ms, offset) for ms, offset in zip(timestamps.tolist(), offsets)]
-    series = [
-        '{"hub":' + json.dumps(name) + ',"prices":[' + ",".join(map(_price, column.to_pylist())) + "]}"
-        for name, column in zip(names, columns)
-    ]
-    return ('{"timestamps":[' + ",".join(stamps) + '],"data":[' + ",".join(series) + "]}").encode()
+    def __init__(self, timestamps, names, columns):
+        _check_array(timestamps, np.int64, "timestamps")
+        names = tuple(names)
+        columns = tuple(columns)
+        if len(names) != len(columns):
+            raise KernelInputError(f"{len(names)} names but {len(columns)} columns")
+        if not all(isinstance(name, str) for name in names):
+            raise KernelInputError("names must be str")
+        for ms in timestamps.tolist():
+            _stamp(ms, None)  # raises for instants outside years 0001..9999
+        for column in columns:
+            _check_column(column, len(timestamps))
+        self.timestamps = timestamps
+        self.names = names
+        self._columns = columns
+
+    def __len__(self):
+        return len(self.timestamps)
+
+    def write(self, lo, hi, numbers, utc_offsets=None):
+        """The /api/prices body for rows [lo, hi) of the columns numbered in ``numbers``."""
+        if not 0 <= lo <= hi <= len(self):
+            raise KernelInputError(f"rows [{lo}, {hi}) are not within the table's {len(self)}")
+        n = hi - lo
+        if utc_offsets is not None:
+            _check_array(utc_offsets, np.int32, "utc_offsets", n)
+        numbers = tuple(numbers)
+        for number in numbers:
+            if not 0 <= number < len(self.names):
+                raise KernelInputError(f"no column number {number} in a table of {len(self.names)}")
+        offsets = [None] * n if utc_offsets is None else utc_offsets.tolist()
+        stamps = [_stamp(ms, offset) for ms, offset in zip(self.timestamps[lo:hi].tolist(), offsets)]
+        series = [
+            '{"hub":'
+            + json.dumps(self.names[number])
+            + ',"prices":['
+            + ",".join(map(_price, self._columns[number].slice(lo, n).to_pylist()))
+            + "]}"
+            for number in numbers
+        ]
+        return ('{"timestamps":[' + ",".join(stamps) + '],"data":[' + ",".join(series) + "]}").encode()
+
+
+def write_prices(timestamps, utc_offsets, names, columns):
+    """Write a whole price table as compact JSON bytes: the PriceTable of
+    (timestamps, names, columns), all rows and columns."""
+    table = PriceTable(timestamps, names, columns)
+    return table.write(0, len(table), range(len(table.names)), utc_offsets)
 
 
 def _stamp(ms, offset):

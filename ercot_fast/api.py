@@ -46,7 +46,7 @@ class PricesResource:
                 etag = self._etag(checked)
                 if self._not_modified(req, resp, etag):
                     return
-                body = query.render_json(query.run_query(self._store, checked), checked.tz)
+                body = query.render_json(self._store, checked)
                 if cache is not None:
                     cache.put(raw, checked, etag, body)
                 entry = (etag, body)

@@ -41,3 +41,4 @@ _jsonwrite = _load("ercot_fast._jsonwrite")
 
 slice_bounds = _search.slice_bounds
 write_prices = _jsonwrite.write_prices
+PriceTable = _jsonwrite.PriceTable

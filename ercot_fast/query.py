@@ -158,13 +158,7 @@ def _products(dataset):
 
 def _slice(dataset, query, names):
     lo, hi = kernels.slice_bounds(dataset.timestamps, query.start_ms, query.end_ms)
-    columns = []
-    for name in names:
-        column = dataset.columns.get(name)
-        if column is None:  # a settlement point this price type does not have
-            columns.append(pa.nulls(hi - lo, pa.float64()))
-        else:
-            columns.append(column.slice(lo, hi - lo))
+    columns = [dataset.columns[name].slice(lo, hi - lo) for name in names]
     return dataset.timestamps[lo:hi], list(names), columns
 
 
@@ -200,7 +194,18 @@ def _align(timeline, timestamps, column):
     return pa.array(values, from_pandas=True)
 
 
-def render_json(result, tz=UTC):
-    """The /api/prices body for ``result``, written by the JSON kernel."""
-    offsets = timeutil.utc_offset_minutes(result.timestamps) if tz == CENTRAL else None
-    return kernels.write_prices(result.timestamps, offsets, result.names, result.columns)
+def render_json(store, query):
+    """The /api/prices body for ``query``, written by the JSON kernel."""
+    if query.price_type in (DAY_AHEAD, REAL_TIME):
+        # PERF: one data set, series by name: the kernel writes straight from
+        # the store's own table, with no Arrow slices or result objects.
+        dataset = store.datasets[query.dataset]
+        lo, hi = kernels.slice_bounds(dataset.timestamps, query.start_ms, query.end_ms)
+        offsets = _utc_offsets(dataset.timestamps[lo:hi], query.tz)
+        return dataset.table.write(lo, hi, [dataset.numbers[name] for name in query.series], offsets)
+    result = run_query(store, query)
+    return kernels.write_prices(result.timestamps, _utc_offsets(result.timestamps, query.tz), result.names, result.columns)
+
+
+def _utc_offsets(timestamps, tz):
+    return timeutil.utc_offset_minutes(timestamps) if tz == CENTRAL else None

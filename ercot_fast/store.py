@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ercot_fast import timeutil
+from ercot_fast import kernels, timeutil
 from ercot_fast.errors import DataLoadError
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,15 @@ class Dataset:
     interval_ms: int
     timestamps: np.ndarray  # int64 ms since the epoch, UTC, sorted, unique
     columns: dict  # series name -> pyarrow float64 Array, len(timestamps)
+    # the JSON writer's view of the columns, built once: kernels.PriceTable and
+    # series name -> its column number there
+    table: object = dataclasses.field(init=False, repr=False)
+    numbers: dict = dataclasses.field(init=False, repr=False)
+
+    def __post_init__(self):
+        names = tuple(self.columns)
+        object.__setattr__(self, "table", kernels.PriceTable(self.timestamps, names, [self.columns[n] for n in names]))
+        object.__setattr__(self, "numbers", {name: number for number, name in enumerate(names)})
 
     def __len__(self):
         return len(self.timestamps)
@@ -165,10 +174,15 @@ def load_store(data_dir):
         files_loaded += 1
         synthetic |= (table.schema.metadata or {}).get(SYNTHETIC_KEY) == b"true"
         pieces.extend(file_pieces)
-    datasets = {REAL_TIME_15MIN: _merge(REAL_TIME_15MIN, [p for p in pieces if p.dataset == REAL_TIME_15MIN])}
+    # every settlement point is a series of each of its data sets (null where a
+    # data set has no price for it), so a query never meets a missing column
+    points = sorted({n for p in pieces if p.dataset != ANCILLARY_SERVICES for n in p.columns})
+    datasets = {REAL_TIME_15MIN: _merge(REAL_TIME_15MIN, [p for p in pieces if p.dataset == REAL_TIME_15MIN], points)}
     pieces.append(_hourly_means_piece(datasets[REAL_TIME_15MIN]))
-    for name in (DAY_AHEAD, REAL_TIME, ANCILLARY_SERVICES):
-        datasets[name] = _merge(name, [p for p in pieces if p.dataset == name])
+    for name in (DAY_AHEAD, REAL_TIME):
+        datasets[name] = _merge(name, [p for p in pieces if p.dataset == name], points)
+    ancillary = [p for p in pieces if p.dataset == ANCILLARY_SERVICES]
+    datasets[ANCILLARY_SERVICES] = _merge(ANCILLARY_SERVICES, ancillary, sorted({n for p in ancillary for n in p.columns}))
     for dataset in datasets.values():
         _report_day_lengths(dataset)
     version = _fingerprint(datasets)
@@ -315,13 +329,12 @@ def _piece(dataset, precedence, timestamps, columns, relative):
     return _Piece(dataset, precedence, timestamps[last], {n: v[keep] for n, v in columns.items()})
 
 
-def _merge(name, pieces):
-    """Merge pieces by the precedence rule into one Dataset."""
+def _merge(name, pieces, names):
+    """Merge pieces by the precedence rule into one Dataset of the series ``names``."""
     if pieces:
         timestamps = np.unique(np.concatenate([p.timestamps for p in pieces]))
     else:
         timestamps = np.empty(0, dtype=np.int64)
-    names = sorted({n for p in pieces for n in p.columns})
     columns = {}
     ranked = sorted(pieces, key=lambda p: p.precedence)  # lowest first: later ones overwrite
     for series in names:

@@ -13,7 +13,7 @@ from cpython.conversion cimport PyOS_double_to_string, Py_DTSF_ADD_DOT_0
 from cpython.mem cimport PyMem_Free
 from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.math cimport fabs, isfinite, signbit
-from libc.stdint cimport INT64_MIN, int32_t, int64_t, uint8_t, uint64_t
+from libc.stdint cimport INT64_MIN, int32_t, int64_t, uint8_t, uint64_t, uintptr_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy, strlen
 
@@ -371,77 +371,141 @@ cdef _column_buffers(column, Py_ssize_t n):
     return validity, values, column.offset
 
 
-def write_prices(timestamps, utc_offsets, names, columns):
-    """Write the price table as compact JSON bytes.
+cdef struct Column:
+    const double* values       # NULL when the table has no rows
+    const uint8_t* validity    # NULL: every value is valid
+    Py_ssize_t offset          # the Arrow array's offset, in values
 
-    timestamps: 1-D C-contiguous int64 ndarray, ms since the epoch (UTC).
-    utc_offsets: None (times written in UTC, "Z") or a 1-D C-contiguous int32
-        ndarray of the same length, minutes east of UTC per instant (times
-        written in local time with their offset, e.g. "-05:00").
+
+cdef class PriceTable:
+    """The writer's view of a price table: sorted UTC instants and float64
+    Arrow columns, checked once and held as raw pointers, so that writing a
+    slice of it costs no per-call checks or Arrow objects (the store builds one
+    per data set at load time).
+
+    timestamps: 1-D C-contiguous int64 ndarray, ms since the epoch (UTC), in
+        years 0001..9999.
     names, columns: series names (str) and float64 pyarrow.Arrays of the same
         length as timestamps, which may be slices and may hold nulls.
-    Local times must lie in years 0001..9999 and |offset| < 24 h. A broken
-    precondition raises KernelInputError. Prices are written as repr(float)
-    writes them; nulls, NaN and infinities as null.
+    A broken precondition raises KernelInputError.
     """
-    cdef const int64_t[::1] stamps
-    cdef const int32_t[::1] offsets
-    cdef const char[::1] value_bytes
-    cdef const char[::1] validity_bytes
-    cdef const int64_t* stamps_ptr = NULL
-    cdef const int32_t* offsets_ptr = NULL
-    cdef const uint8_t* validity_ptr
-    cdef Py_ssize_t n, bad
-    cdef Out out
+    cdef readonly object timestamps
+    cdef readonly tuple names
+    cdef tuple _columns          # NOTE: owns the memory the pointers below read
+    cdef tuple _names_json
+    cdef const int64_t* _stamps
+    cdef Py_ssize_t _rows
+    cdef Column* _cols
 
-    _check_array(timestamps, np.int64, "timestamps")
-    n = timestamps.shape[0]
-    if n:
-        stamps = timestamps
-        stamps_ptr = &stamps[0]
-    if utc_offsets is not None:
-        _check_array(utc_offsets, np.int32, "utc_offsets", n)
-        if n:
-            offsets = utc_offsets
-            offsets_ptr = &offsets[0]
-    names = list(names)
-    columns = list(columns)
-    if len(names) != len(columns):
-        raise KernelInputError(f"{len(names)} names but {len(columns)} columns")
-    if not all(isinstance(name, str) for name in names):
-        raise KernelInputError("names must be str")
-    parts = [(_name_json(name), _column_buffers(column, n)) for name, column in zip(names, columns)]
-    bad = first_bad_row(stamps_ptr, offsets_ptr, n)
-    if bad >= 0:
-        offset_text = "" if offsets_ptr == NULL else f" with utc_offsets[{bad}] = {offsets_ptr[bad]}"
-        raise KernelInputError(
-            f"timestamps[{bad}] = {stamps_ptr[bad]}{offset_text} is out of range",
-            "local times must lie in years 0001..9999 and offsets within +-1439 minutes")
+    def __cinit__(self, timestamps, names, columns):
+        cdef const int64_t[::1] stamps
+        cdef Py_ssize_t i, bad
+        self._cols = NULL
+        _check_array(timestamps, np.int64, "timestamps")
+        names = tuple(names)
+        columns = tuple(columns)
+        if len(names) != len(columns):
+            raise KernelInputError(f"{len(names)} names but {len(columns)} columns")
+        if not all(isinstance(name, str) for name in names):
+            raise KernelInputError("names must be str")
+        self._rows = timestamps.shape[0]
+        self._stamps = NULL
+        if self._rows:
+            stamps = timestamps
+            self._stamps = &stamps[0]
+        bad = first_bad_row(self._stamps, NULL, self._rows)
+        if bad >= 0:
+            raise KernelInputError(f"timestamps[{bad}] = {self._stamps[bad]} is out of range",
+                                   "instants must lie in years 0001..9999")
+        self._cols = <Column*>malloc(max(1, len(columns)) * sizeof(Column))
+        if self._cols == NULL:
+            raise MemoryError("jsonwrite: cannot allocate the column table")
+        for i, column in enumerate(columns):
+            validity, values, offset = _column_buffers(column, self._rows)
+            self._cols[i].values = NULL
+            self._cols[i].validity = NULL
+            self._cols[i].offset = offset
+            if self._rows:
+                self._cols[i].values = <const double*><uintptr_t>values.address
+            if validity is not None:
+                self._cols[i].validity = <const uint8_t*><uintptr_t>validity.address
+        self.timestamps = timestamps
+        self.names = names
+        self._columns = columns
+        self._names_json = tuple(_name_json(name) for name in names)
 
-    # PERF: a guess (whole-second UTC stamps, prices of about 7 bytes) that
-    # spares most reallocs; reserve() grows the buffer when it falls short.
-    out.size = 0
-    out.capacity = 256 + n * (24 + 8 * len(parts))
-    out.data = <char*>malloc(out.capacity)
-    if out.data == NULL:
-        raise MemoryError("jsonwrite: cannot allocate the output buffer")
-    try:
-        check(append(&out, b'{"timestamps":[', 15))
-        check(write_stamps(&out, stamps_ptr, offsets_ptr, n))
-        check(append(&out, b'],"data":[', 10))
-        for index, (name, (validity, values, offset)) in enumerate(parts):
-            check(append(&out, b',{"hub":' if index else b'{"hub":', 8 if index else 7))
-            check(append(&out, name, len(name)))
-            check(append(&out, b',"prices":[', 11))
+    def __dealloc__(self):
+        free(self._cols)
+
+    def __len__(self):
+        return self._rows
+
+    def write(self, Py_ssize_t lo, Py_ssize_t hi, numbers, utc_offsets=None):
+        """The /api/prices body for rows [lo, hi) of the columns numbered in
+        ``numbers`` (in that order), as compact JSON bytes.
+
+        utc_offsets: None (times written in UTC, "Z") or a 1-D C-contiguous
+            int32 ndarray of hi - lo minutes east of UTC, one per row (times
+            written in local time with their offset, e.g. "-05:00"); local
+            times must stay in years 0001..9999 and |offset| < 24 h.
+        Prices are written as repr(float) writes them; nulls, NaN and
+        infinities as null.
+        """
+        cdef const int32_t[::1] offsets
+        cdef const int32_t* offsets_ptr = NULL
+        cdef Py_ssize_t n, bad, number, count = 0
+        cdef const int64_t* stamps
+        cdef Column* column
+        cdef Out out
+        if not 0 <= lo <= hi <= self._rows:
+            raise KernelInputError(f"rows [{lo}, {hi}) are not within the table's {self._rows}")
+        n = hi - lo
+        stamps = self._stamps + lo if n else NULL
+        if utc_offsets is not None:
+            _check_array(utc_offsets, np.int32, "utc_offsets", n)
             if n:
-                value_bytes = values
-                validity_ptr = NULL
-                if validity is not None:
-                    validity_bytes = validity
-                    validity_ptr = <const uint8_t*>&validity_bytes[0]
-                write_column(&out, <const double*>&value_bytes[0], validity_ptr, offset, n)
+                offsets = utc_offsets
+                offsets_ptr = &offsets[0]
+                bad = first_bad_row(stamps, offsets_ptr, n)
+                if bad >= 0:
+                    raise KernelInputError(
+                        f"timestamps[{lo + bad}] = {stamps[bad]} with utc_offsets[{bad}] = {offsets_ptr[bad]} "
+                        "is out of range",
+                        "local times must lie in years 0001..9999 and offsets within +-1439 minutes")
+        numbers = tuple(numbers)
+        for number in numbers:
+            if not 0 <= number < len(self._names_json):
+                raise KernelInputError(f"no column number {number} in a table of {len(self._names_json)}")
+
+        # PERF: a guess (whole-second UTC stamps, prices of about 7 bytes) that
+        # spares most reallocs; reserve() grows the buffer when it falls short.
+        out.size = 0
+        out.capacity = 256 + n * (24 + 8 * len(numbers))
+        out.data = <char*>malloc(out.capacity)
+        if out.data == NULL:
+            raise MemoryError("jsonwrite: cannot allocate the output buffer")
+        try:
+            check(append(&out, b'{"timestamps":[', 15))
+            check(write_stamps(&out, stamps, offsets_ptr, n))
+            check(append(&out, b'],"data":[', 10))
+            for number in numbers:
+                name = <bytes>self._names_json[number]
+                check(append(&out, b',{"hub":' if count else b'{"hub":', 8 if count else 7))
+                check(append(&out, name, len(name)))
+                check(append(&out, b',"prices":[', 11))
+                if n:
+                    column = &self._cols[number]
+                    write_column(&out, column.values, column.validity, column.offset + lo, n)
+                check(append(&out, b']}', 2))
+                count += 1
             check(append(&out, b']}', 2))
-        check(append(&out, b']}', 2))
-        return PyBytes_FromStringAndSize(out.data, out.size)
-    finally:
-        free(out.data)
+            return PyBytes_FromStringAndSize(out.data, out.size)
+        finally:
+            free(out.data)
+
+
+def write_prices(timestamps, utc_offsets, names, columns):
+    """Write a whole price table as compact JSON bytes: the PriceTable of
+    (timestamps, names, columns), all rows and columns (see PriceTable)."""
+    table = PriceTable(timestamps, names, columns)
+    return table.write(0, len(table), range(len(table.names)), utc_offsets)

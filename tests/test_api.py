@@ -285,7 +285,7 @@ def test_internal_fault_is_500_without_leaking(utc_store, monkeypatch, caplog):
     def broken(*args):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(query, "run_query", broken)
+    monkeypatch.setattr(query, "render_json", broken)
     client = testing.TestClient(create_app(utc_store))
     resp = get(client, start_date="2021-02-17", end_date="2021-02-17", hubs="HB_NORTH", price_type="da")
     assert_error(resp, 500)

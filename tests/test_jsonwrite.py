@@ -265,3 +265,33 @@ def test_benchmark_script_runs(tmp_path):
     command = [sys.executable, str(BENCH), "--rows", "48", "--series", "2", "--repeat", "1", "--out", str(out)]
     subprocess.run(command, check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(BENCH.parents[1])})
     assert "kernel" in json.loads(out.read_text())["seconds"]
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+@settings(max_examples=200, deadline=None)
+@given(table=tables(), data=st.data())
+def test_price_table_slices_match_twin(impl, table, data):
+    """PriceTable.write of any row range and column choice (repeats, any order)
+    equals the twin's, and equals write_prices of the same slices."""
+    timestamps, _, names, columns = table
+    n = len(timestamps)
+    lo = data.draw(st.integers(0, n))
+    hi = data.draw(st.integers(lo, n))
+    numbers = data.draw(st.lists(st.integers(0, len(names) - 1), max_size=4)) if names else []
+    offsets = data.draw(st.none() | st.just(np.full(hi - lo, -360, dtype=np.int32)))
+    got = impl.PriceTable(timestamps, names, columns).write(lo, hi, numbers, offsets)
+    assert got == twin.PriceTable(timestamps, names, columns).write(lo, hi, numbers, offsets)
+    sliced = [columns[i].slice(lo, hi - lo) for i in numbers]
+    assert got == twin.write_prices(timestamps[lo:hi], offsets, [names[i] for i in numbers], sliced)
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+@pytest.mark.parametrize(
+    "lo,hi,numbers",
+    [(-1, 1, [0]), (0, 3, [0]), (2, 1, [0]), (0, 1, [1]), (0, 1, [-1])],
+    ids=["lo negative", "hi past end", "lo after hi", "column past end", "column negative"],
+)
+def test_price_table_bad_write_raises(impl, lo, hi, numbers):
+    table = impl.PriceTable(np.arange(2, dtype=np.int64), ["a"], [pa.array([1.0, 2.0])])
+    with pytest.raises(KernelInputError):
+        table.write(lo, hi, numbers)

@@ -100,8 +100,8 @@ def wrk(url, connections, duration):
         raise RuntimeError(f"{url}: {errors.group(1)} error responses\n{out}")
     return {
         "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        "p50_s": _seconds(re.search(r"50%\s+(\S+)", out).group(1)),
-        "p99_s": _seconds(re.search(r"99%\s+(\S+)", out).group(1)),
+        "p50_s": _seconds(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)),
+        "p99_s": _seconds(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)),
     }
 
 

@@ -10,3 +10,14 @@ def write_prices(
     names: Sequence[str],
     columns: Sequence[pa.Array],
 ) -> bytes: ...
+
+class PriceTable:
+    timestamps: npt.NDArray[np.int64]
+    names: tuple[str, ...]
+    def __init__(
+        self, timestamps: npt.NDArray[np.int64], names: Sequence[str], columns: Sequence[pa.Array]
+    ) -> None: ...
+    def __len__(self) -> int: ...
+    def write(
+        self, lo: int, hi: int, numbers: Sequence[int], utc_offsets: npt.NDArray[np.int32] | None = None
+    ) -> bytes: ...

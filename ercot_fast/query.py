@@ -80,9 +80,9 @@ def _names(params, name):
         return ()
     if isinstance(value, str):
         value = value.split(",")
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+    elif not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
         raise QueryError(f"{name} must be a list of names", f'send {name} as "HB_NORTH,HB_WEST" or a list of strings')
-    return tuple(v.strip() for v in value if v.strip())
+    return tuple(filter(None, map(str.strip, value)))
 
 
 def parse_query(params, store, max_range_days=DEFAULT_MAX_RANGE_DAYS):

@@ -1,6 +1,7 @@
-"""The ``ercot-fast`` command: serve prices, write demo data."""
+"""The ``ercot-fast`` command: serve prices, ingest ERCOT reports, write demo data."""
 import argparse
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -67,6 +68,27 @@ def cmd_demo_data(args):
     log.info("wrote SYNTHETIC demo data to %s: %s", args.directory, summary)
 
 
+def cmd_ingest(args):
+    _setup_logging(args.log_level or os.environ.get("LOG_LEVEL") or "info")
+    from ercot_fast import ingest
+    from ercot_fast.ingest import layout
+
+    data_dir = args.data_dir or os.environ.get("DATA_DIR")
+    if not data_dir:
+        raise SystemExit("error: give --data-dir (or DATA_DIR): the folder `ercot-fast serve --data-dir` serves")
+    points = None
+    if args.settlement_points:
+        points = [p.strip().upper() for p in args.settlement_points.split(",") if p.strip()]
+    try:
+        report = ingest.ingest(args.paths, data_dir, settlement_points=points, progress=args.progress)
+    except ingest.IngestError as exc:
+        raise SystemExit(f"error: {exc}")
+    sys.stdout.write(report.summary())
+    if args.report:
+        layout.write_atomically(Path(args.report), report.dumps().encode())
+        log.info("validation report written to %s", args.report)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="ercot-fast",
@@ -77,9 +99,10 @@ def build_parser():
 
     serve = commands.add_parser(
         "serve",
-        help="load a data directory into memory and serve the HTTP JSON API",
+        help="load a data directory into memory and serve the HTTP JSON API and Arrow Flight",
         description="Load every price file of DATA_DIR into memory, then serve the HTTP JSON API "
-        "with gunicorn. Without a data directory, serves generated synthetic demo data.",
+        "with gunicorn and Arrow Flight beside it. Without a data directory, serves generated "
+        "synthetic demo data.",
     )
     config.add_serve_arguments(serve)
     serve.set_defaults(func=cmd_serve)
@@ -91,6 +114,42 @@ def build_parser():
     demo_data.add_argument("directory", help="folder to write (flattened/*.parquet)")
     demo_data.add_argument("--seed", type=int, default=20190101, help="random seed (default 20190101)")
     demo_data.set_defaults(func=cmd_demo_data)
+
+    ingest = commands.add_parser(
+        "ingest",
+        help="ingest ERCOT report files (CSV, ZIP, folders) into a data directory, DST-correct",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Read ERCOT's own price reports and add them to DATA_DIR, which `ercot-fast serve` serves.\n"
+        "Formats, recognised from the CSV header (never the file name), as CSV files, ZIP archives\n"
+        "of CSVs (one per day or per interval, as ERCOT ships them) and folders of both:\n"
+        "  NP4-190-CD  DAM settlement point prices (hourly)\n"
+        "  NP6-905-CD  RTM settlement point prices (15-minute; LZEW rows skipped, LZ kept)\n"
+        "  NP4-188-CD  DAM clearing prices for capacity (ancillary services, hourly)\n"
+        "  NP4-180-ER, NP6-785-ER  the yearly historical extracts (spaced headers)\n"
+        "Times become UTC instants from delivery date, hour ending, interval and DSTFlag.",
+        epilog="Writes DATA_DIR/ercot_fast/<data set>/<data set>_YYYY_MM.parquet atomically; running it\n"
+        "again with the same files changes nothing, new days are added and re-published days\n"
+        "replace the stored values (logged). Inputs of one run that disagree: the file modified\n"
+        "last wins. Rejected rows are reported with file and line, never fatal.\n"
+        "Keep a service current: re-run ingest, then `kill -HUP <pid of ercot-fast serve>`;\n"
+        "the service reloads DATA_DIR and replaces its workers without dropping requests.",
+    )
+    ingest.add_argument("paths", nargs="+", metavar="PATH", help="report files (CSV or ZIP) or folders of them")
+    ingest.add_argument("--data-dir", help="data directory to write (env DATA_DIR); created if missing")
+    ingest.add_argument(
+        "--settlement-points",
+        metavar="LIST",
+        help="comma-separated settlement points to keep, e.g. HB_NORTH,LZ_WEST (default: all)",
+    )
+    ingest.add_argument("--report", metavar="FILE", help="also write the validation report to FILE as JSON")
+    ingest.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: when stderr is a terminal)",
+    )
+    ingest.add_argument("--log-level", help="debug, info, warning or error (env LOG_LEVEL; default info)")
+    ingest.set_defaults(func=cmd_ingest)
     return parser
 
 

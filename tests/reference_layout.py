@@ -53,6 +53,8 @@ def read_rt_csv(path):
     prices = {}
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
+            if row["SettlementPointType"] == "LZEW":  # the energy-weighted twin of each LZ row
+                continue
             start = interval_start(
                 row["DeliveryDate"], int(row["DeliveryHour"]), int(row["DeliveryInterval"]), row["DSTFlag"] == "Y"
             )

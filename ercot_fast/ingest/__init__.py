@@ -1,0 +1,293 @@
+"""Ingest ERCOT's own report files into the data directory the service serves.
+
+``ingest(paths, data_dir)`` reads CSV files, ZIP archives of them and folders
+of both, in the formats of docs/DATA.md section 2 (recognised from the header,
+never from the file name): NP4-190-CD day-ahead and NP6-905-CD real-time
+settlement point prices, NP4-188-CD day-ahead ancillary service clearing
+prices, and the yearly NP4-180-ER / NP6-785-ER extracts with spaced headers.
+It writes the canonical layout of ``ercot_fast.ingest.layout`` (monthly
+Parquet files, UTC instants, atomic writes) and returns a validation Report.
+
+Guarantees:
+- time is DST-correct (``ercot_fast.ingest.formats``): 23- and 25-hour days,
+  both prices of the repeated fall-back hour as two instants;
+- incremental and idempotent: a value equal to the stored one changes nothing
+  and a file nothing changed in is not rewritten; new days are added; a
+  re-published day replaces the stored values, logged per data set and day.
+  A later run always wins over the store. An empty price never erases one;
+- inputs of one run that disagree about a value are resolved by precedence,
+  not by the order they were given in: the file modified last wins, then the
+  later path in sort order, then (within a file) the later row; ZIP members
+  rank by their own time stamp and name inside their archive;
+- malformed rows are counted and reported with file and line, never fatal; a
+  file that cannot be read at all is reported and skipped;
+- one ingest at a time per data directory (a lock); memory stays bounded by
+  merging into the store every FLUSH_ROWS rows.
+"""
+import logging
+import time
+
+import numpy as np
+import pyarrow as pa
+
+from ercot_fast import store
+from ercot_fast.ingest import formats, layout, sources, validation
+from ercot_fast.ingest.layout import IngestError
+
+__all__ = ["ingest", "IngestError", "FLUSH_ROWS"]
+
+log = logging.getLogger(__name__)
+
+FLUSH_ROWS = 8_000_000  # accepted rows held in memory before they are merged into the store
+
+
+def ingest(paths, data_dir, settlement_points=None, progress=False, flush_rows=FLUSH_ROWS):
+    """Ingest every ERCOT report under ``paths`` into ``data_dir``.
+
+    ``settlement_points``: names to keep from the day-ahead and real-time
+    reports (None: all). ``progress``: True/False, or None to show a bar when
+    stderr is a terminal. Returns the validation Report (``summary()`` for
+    people, ``to_json()`` for machines). Raises IngestError when an input does
+    not exist or another ingest holds the data directory.
+    """
+    with layout.locked(data_dir):
+        inputs = sources.expand(paths, skip=f"{data_dir}/{layout.LAYOUT_DIR}")
+        report = validation.Report(data_dir, paths)
+        run = _Run(data_dir, report, settlement_points, flush_rows)
+        bar = validation.Progress(sum(i.size for i in inputs), enabled=progress)
+        run.progress = bar
+        log.info("ingest: %d files from %s into %s", len(inputs), ", ".join(map(str, paths)), data_dir)
+        for item in inputs:
+            run.reader.read(item)
+            report.files += 1
+            report.bytes += item.size
+            bar.update(bytes_done=item.size, files=1)
+            if run.held_rows >= flush_rows:
+                run.flush()
+        run.flush()
+        bar.close()
+        report.finish(data_dir)
+        if settlement_points:
+            seen = report.datasets[store.DAY_AHEAD].series | report.datasets[store.REAL_TIME_15MIN].series
+            report.settlement_points_not_found = sorted(set(settlement_points) - seen)
+            if report.settlement_points_not_found:
+                log.warning("--settlement-points not in the input: %s", ", ".join(report.settlement_points_not_found))
+    report.seconds = round(time.time() - report.started, 3)
+    return report
+
+
+class _Run:
+    """One ingest run: parses batches, holds accepted rows, merges them into
+    the store."""
+
+    def __init__(self, data_dir, report, settlement_points, flush_rows):
+        self.data_dir = data_dir
+        self.report = report
+        self.settlement_points = frozenset(settlement_points) if settlement_points else None
+        self.flush_rows = flush_rows
+        self.batcher = sources.Batcher(self.parse_batch)
+        self.reader = sources.Reader(self.batcher, report)
+        self.progress = None
+        self.series = {name: {} for name in layout.DATASETS}  # data set -> series name -> code
+        self.held = {name: [] for name in layout.DATASETS}
+        self.held_rows = 0
+        self.flushing = False
+
+    def parse_batch(self, fmt, pieces):
+        data = pieces[0].body if len(pieces) == 1 else b"".join(p.body for p in pieces)
+        try:
+            parsed = formats.parse(fmt, data, self.settlement_points)
+        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+            if len(pieces) > 1:  # find the piece that cannot be read
+                for piece in pieces:
+                    self.parse_batch(fmt, [piece])
+                return
+            piece = pieces[0]
+            where = piece.source if piece.first_line == 2 else f"{piece.source} from line {piece.first_line}"
+            self.report.add_unreadable(where, f"not readable as CSV text: {exc}")
+            return
+        self._account(fmt, pieces, data, parsed)
+        if self.progress:
+            self.progress.update(rows=parsed.rows + len(parsed.malformed))
+        if self.held_rows >= 2 * self.flush_rows:  # one huge file: do not wait for its end
+            self.flush()
+
+    def _account(self, fmt, pieces, data, parsed):
+        dataset = self.report.datasets[fmt.dataset]
+        lines = _Lines(data, parsed, pieces)
+        dataset.rows_read += parsed.rows + len(parsed.malformed)
+        dataset.rows_accepted += len(parsed.accepted)
+        dataset.skipped.update(parsed.skipped)
+        if parsed.malformed:
+            where = lines.malformed(validation.EXAMPLES)
+            dataset.rejected[formats.MALFORMED].add(
+                len(parsed.malformed), [{**w, "text": text[:200]} for w, (_, text) in zip(where, parsed.malformed)]
+            )
+        if len(parsed.rejected):
+            reasons = np.array(parsed.rejected_reasons, dtype=object)
+            for reason in sorted(set(parsed.rejected_reasons)):
+                rows = parsed.rejected[reasons == reason]
+                dataset.rejected[reason].add(len(rows), lines.rows(rows[: validation.EXAMPLES], text=True))
+        low, high = validation.PLAUSIBLE[fmt.dataset]
+        outside = np.flatnonzero((parsed.prices < low) | (parsed.prices > high))
+        if len(outside):
+            examples = lines.rows(parsed.accepted[outside[: validation.EXAMPLES]])
+            for example, i in zip(examples, outside):
+                example.update(
+                    series=parsed.series[parsed.series_codes[i]],
+                    interval_start=validation.instant_name(parsed.instants[i]),
+                    price=float(parsed.prices[i]),
+                )
+            dataset.out_of_bounds.add(len(outside), examples)
+        registry = self.series[fmt.dataset]
+        to_global = [registry.setdefault(name, len(registry)) for name in parsed.series]
+        to_global = np.array(to_global or [0], dtype=np.int32)
+        codes = to_global[parsed.series_codes]
+        present = np.flatnonzero(np.bincount(parsed.series_codes, minlength=len(parsed.series)))
+        dataset.see(parsed.instants, parsed.days, {parsed.series[c] for c in present})
+        ranks = lines.ranks(parsed.accepted)
+        self.held[fmt.dataset].append((parsed.instants, parsed.days, codes, parsed.prices, ranks))
+        self.held_rows += len(parsed.accepted)
+
+    def flush(self):
+        """Merge every held row into the store (after parsing every pending
+        batch, so rows always reach the store in precedence order)."""
+        if self.flushing:
+            return
+        self.flushing = True
+        try:
+            self.batcher.drain()
+            for name in layout.DATASETS:
+                if self.held[name]:
+                    self._merge(name, [np.concatenate(parts) for parts in zip(*self.held[name])])
+                    self.held[name] = []
+            self.held_rows = 0
+        finally:
+            self.flushing = False
+
+    def _merge(self, name, arrays):
+        instants, days, codes, prices, ranks = arrays
+        dataset = self.report.datasets[name]
+        series = list(self.series[name])
+        # Sort by series, instant, then precedence; stable sorts keep file
+        # order among equals, so the last row of each (series, instant) wins.
+        # PERF: rows arrive almost in precedence order (a stable sort of nearly
+        # sorted data is a linear pass), then one stable sort of an int64 key.
+        order = np.argsort(ranks, kind="stable")
+        base = int(instants.min()) if len(instants) else 0
+        steps = (instants[order] - base) // 60_000  # intervals start on whole minutes
+        if len(steps) and int(steps.max()) < 1 << 32:
+            order = order[np.argsort((codes[order].astype(np.int64) << 32) | steps, kind="stable")]
+        else:
+            order = np.lexsort((ranks, instants, codes))
+        instants, days, codes, prices, ranks = (a[order] for a in (instants, days, codes, prices, ranks))
+        last = np.ones(len(order), dtype=bool)
+        last[:-1] = (codes[1:] != codes[:-1]) | (instants[1:] != instants[:-1])
+        if not last.all():
+            last_rows = np.flatnonzero(last)  # each group of equal keys ends with its kept row
+            kept_at = last_rows[np.searchsorted(last_rows, np.arange(len(last)))]
+            conflicting = np.flatnonzero(~last & (prices != prices[kept_at]))
+            dataset.duplicates.add(
+                int((~last).sum()),
+                [
+                    {
+                        "series": series[codes[i]],
+                        "interval_start": validation.instant_name(instants[i]),
+                        "prices": [float(prices[i]), float(prices[kept_at[i]])],
+                        "files": [self.reader.sources[ranks[i]], self.reader.sources[ranks[kept_at[i]]]],
+                        "kept": float(prices[kept_at[i]]),
+                    }
+                    for i in (conflicting if len(conflicting) else np.flatnonzero(~last))[: validation.EXAMPLES]
+                ],
+            )
+            dataset.conflicting_duplicates += len(conflicting)
+            instants, days, codes, prices = (a[last] for a in (instants, days, codes, prices))
+        months = layout.months_of_days(days)
+        by_month = np.argsort(months, kind="stable")
+        bounds = np.flatnonzero(np.diff(months[by_month])) + 1
+        for rows in np.split(by_month, bounds) if len(by_month) else ():
+            path = layout.partition_path(self.data_dir, name, months[rows[0]])
+            added, unchanged, changed, written, merged = layout.merge_partition(
+                path, name, instants[rows], days[rows], series, codes[rows], prices[rows]
+            )
+            self.report.check_month(name, months[rows[0]], *merged)
+            dataset.added += added
+            dataset.unchanged += unchanged
+            for day, count in sorted(changed.items()):
+                log.info("%s %s: %d values replaced by re-published prices", name, layout.day_name(day), count)
+                dataset.changed[day] += count
+            if written:
+                log.info("%s: wrote %s (%d values added, %d changed)", name, path, added, sum(changed.values()))
+                dataset.files_written.append(str(path))
+            else:
+                dataset.files_unchanged += 1
+
+
+class _Lines:
+    """Tells the source, line and precedence rank of a parsed row.
+
+    pyarrow drops blank lines and malformed rows from the table; when a batch
+    has any, the physical lines are worked out from the bytes (every row is
+    one line: ERCOT values hold no newlines).
+    """
+
+    def __init__(self, data, parsed, pieces):
+        self.data = data
+        self.parsed = parsed
+        self.pieces = pieces
+        self.starts = np.cumsum([0] + [p.lines for p in pieces])[:-1]  # physical line of each piece's first row
+        self.first_lines = np.array([p.first_line for p in pieces], dtype=np.int64)
+        self.piece_ranks = np.array([p.rank for p in pieces], dtype=np.int64)
+        self._index = None
+
+    def _line_index(self):
+        """(line starts, line ends, physical line of each table row, of each malformed row)."""
+        if self._index is None:
+            buf = np.frombuffer(self.data, dtype=np.uint8)
+            ends = np.flatnonzero(buf == 10)
+            begins = np.concatenate(([0], ends[:-1] + 1))
+            length = ends - begins
+            carriage = np.zeros(len(ends), dtype=bool)
+            carriage[length > 0] = buf[ends[length > 0] - 1] == 13
+            nonempty = np.flatnonzero(length - carriage > 0)
+            # pyarrow numbers rows from 1 over the lines that are not blank
+            numbers = np.array([n for n, _ in self.parsed.malformed], dtype=np.int64)
+            malformed = nonempty[numbers - 1] if len(numbers) else np.empty(0, dtype=np.int64)
+            rows = np.setdiff1d(nonempty, malformed)
+            if len(rows) != self.parsed.rows:  # not one row per line: fall back to counting
+                rows = np.arange(self.parsed.rows)
+            self._index = begins, ends, rows, malformed
+        return self._index
+
+    def _physical(self, rows):
+        # every line a row (no blank line, nothing malformed): row r is line r
+        simple = self.parsed.rows == sum(p.lines for p in self.pieces)
+        return rows if simple else self._line_index()[2][rows]
+
+    def _where(self, physical):
+        piece = np.searchsorted(self.starts, physical, side="right") - 1
+        return piece, self.first_lines[piece] + physical - self.starts[piece]
+
+    def ranks(self, rows):
+        if len(self.pieces) == 1:
+            return np.full(len(rows), self.pieces[0].rank, dtype=np.int64)
+        piece, _ = self._where(self._physical(rows))
+        return self.piece_ranks[piece]
+
+    def rows(self, rows, text=False):
+        physical = self._physical(np.asarray(rows, dtype=np.int64))
+        return self._describe(physical, text)
+
+    def malformed(self, limit):
+        return self._describe(self._line_index()[3][:limit], text=False)
+
+    def _describe(self, physical, text):
+        piece, line = self._where(physical)
+        found = []
+        for p, n, at in zip(piece.tolist(), line.tolist(), physical.tolist()):
+            item = {"file": self.pieces[p].source, "line": n}
+            if text:
+                begins, ends, _, _ = self._line_index()
+                item["text"] = self.data[begins[at] : ends[at]].decode("utf-8", "replace").rstrip("\r")[:200]
+            found.append(item)
+        return found

@@ -1,0 +1,206 @@
+"""Where rows come from: input files and folders, ZIP archives (nested too),
+CSV streams cut into pieces, and pieces of one header gathered into batches.
+
+ERCOT ships one small ZIP per day or per 15-minute interval, so a folder of
+thousands is normal. PERF: parsing each tiny CSV alone would cost more in
+per-call overhead than in parsing; pieces that share a header are joined
+(header once) into batches of a few MB and parsed in one pyarrow call. Large
+files are cut at line ends into pieces of BLOCK_BYTES, so memory stays bounded.
+Each piece remembers its source and first line, so a row's file and line can
+be told back.
+"""
+import dataclasses
+import io
+import os
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from ercot_fast.ingest import formats
+from ercot_fast.ingest.layout import IngestError
+
+BLOCK_BYTES = 16 << 20
+BATCH_BYTES = 8 << 20
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+_MAX_NESTING = 3
+# What reading a file or an archive member can raise (zipfile: NotImplementedError
+# for an unknown compression method, RuntimeError for an encrypted member).
+_READ_ERRORS = (
+    OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, NotImplementedError, RuntimeError,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Input:
+    path: Path
+    mtime_ns: int
+    size: int
+
+
+def expand(paths, skip=None):
+    """Every file under ``paths`` (files or folders; hidden names skipped),
+    each once, in precedence order: modification time, then path. Inputs
+    ingested together resolve conflicts by this order (the later wins), so the
+    order they are given in never matters."""
+    skip = os.path.realpath(skip) + os.sep if skip else None
+    seen = set()
+    found = []
+    for raw in paths:
+        if not os.path.exists(raw):
+            raise IngestError(f"input {raw} does not exist")
+        if os.path.isdir(raw):
+            # PERF: a folder of thousands of ZIPs: resolve the folder once, not each file
+            root = os.path.realpath(raw)
+            candidates = []
+            for folder, dirs, files in os.walk(root):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                candidates.extend(os.path.join(folder, f) for f in sorted(files) if not f.startswith("."))
+        else:
+            candidates = [os.path.realpath(raw)]
+        for candidate in candidates:
+            if candidate in seen or (skip and candidate.startswith(skip)):
+                continue
+            seen.add(candidate)
+            stat = os.stat(candidate)
+            found.append(Input(Path(candidate), stat.st_mtime_ns, stat.st_size))
+    return sorted(found, key=lambda i: (i.mtime_ns, str(i.path)))
+
+
+@dataclasses.dataclass
+class Piece:
+    rank: int  # precedence of its source: later sources win
+    source: str  # file, or archive!member
+    first_line: int  # line number of its first row in the source (header = 1)
+    body: bytes  # whole lines, each ending with a newline
+    lines: int
+
+
+class Reader:
+    """Reads inputs in precedence order, hands pieces to ``batcher``, and
+    tells ``report`` about files it cannot use."""
+
+    def __init__(self, batcher, report):
+        self.batcher = batcher
+        self.report = report
+        self.rank = 0
+        self.sources = []  # name of each CSV stream, by rank
+
+    def read(self, item):
+        name = str(item.path)
+        try:
+            with open(item.path, "rb") as f:
+                if item.size <= BLOCK_BYTES:  # PERF: most files are small: one read
+                    self._read_bytes(f.read(), name, 0)
+                elif f.peek(4)[:4] in _ZIP_MAGIC:
+                    self._read_zip(f, name, 0)
+                else:
+                    self._read_stream(f, name)
+        except _READ_ERRORS as exc:
+            self.report.add_unreadable(name, f"{type(exc).__name__}: {exc}")
+
+    def _read_bytes(self, data, name, depth):
+        """A whole file or member in memory: a ZIP, or a CSV as one piece."""
+        if data[:4] in _ZIP_MAGIC and depth <= _MAX_NESTING:
+            self._read_zip(io.BytesIO(data), name, depth)
+            return
+        started = self._start(data, name)
+        if started:
+            fmt, rank, end = started
+            body = data[end + 1 :]
+            if body and not body.isspace():
+                self._add(fmt, rank, name, 2, body if body.endswith(b"\n") else body + b"\n")
+
+    def _read_zip(self, fileobj, name, depth):
+        with zipfile.ZipFile(fileobj) as archive:
+            members = [m for m in archive.infolist() if not m.is_dir()]
+            if any(m.filename == "[Content_Types].xml" for m in members):
+                self.report.add_unrecognised(name, "an Excel workbook: export the sheet as CSV, then ingest the CSV")
+                return
+            for member in sorted(members, key=lambda m: (m.date_time, m.filename)):
+                member_name = f"{name}!{member.filename}"
+                try:
+                    if member.file_size <= BLOCK_BYTES:
+                        self._read_bytes(archive.read(member), member_name, depth + 1)
+                        continue
+                    with archive.open(member) as stream:
+                        nested = stream.peek(4)[:4] in _ZIP_MAGIC
+                    if nested:  # a large archive inside an archive: unpacked in memory
+                        self._read_bytes(archive.read(member), member_name, depth + 1)
+                    else:
+                        with archive.open(member) as stream:
+                            self._read_stream(stream, member_name)
+                except _READ_ERRORS as exc:
+                    self.report.add_unreadable(member_name, f"{type(exc).__name__}: {exc}")
+
+    def _start(self, block, name):
+        """Recognise a CSV from its first block: (format, rank, end of the
+        header line), or None after reporting why not."""
+        if not block or block.isspace():
+            self.report.add_unrecognised(name, "empty file")
+            return None
+        end = block.find(b"\n")
+        end = len(block) if end < 0 else end
+        fmt, why = formats.recognise(block[:end])
+        if fmt is None:
+            self.report.add_unrecognised(name, why)
+            return None
+        self.report.csv_streams += 1
+        self.report.datasets[fmt.dataset].reports[fmt.report] += 1
+        self.sources.append(name)
+        self.rank += 1
+        return fmt, self.rank - 1, end
+
+    def _read_stream(self, stream, name):
+        """A large CSV: recognise the header, then cut the rest into pieces of
+        about BLOCK_BYTES at line ends."""
+        block = stream.read(BLOCK_BYTES)
+        started = self._start(block, name)
+        if not started:
+            return
+        fmt, rank, end = started
+        line = 2
+        rest = block[end + 1 :]
+        while more := stream.read(BLOCK_BYTES):
+            data = rest + more
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                line = self._add(fmt, rank, name, line, data[:cut])
+            rest = data[cut:]
+        if rest and not rest.isspace():
+            self._add(fmt, rank, name, line, rest if rest.endswith(b"\n") else rest + b"\n")
+
+    def _add(self, fmt, rank, name, line, body):
+        # PERF: numpy counts newlines in a large block twice as fast as bytes.count
+        lines = body.count(b"\n") if len(body) < 1 << 16 else int(np.count_nonzero(np.frombuffer(body, np.uint8) == 10))
+        self.batcher.add(fmt, Piece(rank, name, line, body, lines))
+        return line + lines
+
+
+class Batcher:
+    """Gathers pieces of one header into batches of about BATCH_BYTES and
+    passes each to ``parse_batch(fmt, pieces)``."""
+
+    def __init__(self, parse_batch, batch_bytes=BATCH_BYTES):
+        self.parse_batch = parse_batch
+        self.batch_bytes = batch_bytes
+        self.pending = {}  # header -> (fmt, [pieces], bytes)
+        self.pending_bytes = 0
+
+    def add(self, fmt, piece):
+        _, pieces, size = self.pending.get(fmt.header, (fmt, [], 0))
+        pieces.append(piece)
+        self.pending[fmt.header] = (fmt, pieces, size + len(piece.body))
+        self.pending_bytes += len(piece.body)
+        if size + len(piece.body) >= self.batch_bytes:
+            self._parse(fmt.header)
+
+    def drain(self):
+        for header in list(self.pending):
+            self._parse(header)
+
+    def _parse(self, header):
+        fmt, pieces, size = self.pending.pop(header)
+        self.pending_bytes -= size
+        self.parse_batch(fmt, pieces)

@@ -201,11 +201,10 @@ def render_json(store, query):
         # the store's own table, with no Arrow slices or result objects.
         dataset = store.datasets[query.dataset]
         lo, hi = kernels.slice_bounds(dataset.timestamps, query.start_ms, query.end_ms)
-        offsets = _utc_offsets(dataset.timestamps[lo:hi], query.tz)
-        return dataset.table.write(lo, hi, [dataset.numbers[name] for name in query.series], offsets)
+        numbers = [dataset.numbers[name] for name in query.series]
+        if query.tz == UTC:
+            return dataset.table.write(lo, hi, numbers)
+        return dataset.table.write(lo, hi, numbers, timeutil.utc_offset_minutes(dataset.timestamps[lo:hi]))
     result = run_query(store, query)
-    return kernels.write_prices(result.timestamps, _utc_offsets(result.timestamps, query.tz), result.names, result.columns)
-
-
-def _utc_offsets(timestamps, tz):
-    return timeutil.utc_offset_minutes(timestamps) if tz == CENTRAL else None
+    offsets = timeutil.utc_offset_minutes(result.timestamps) if query.tz == CENTRAL else None
+    return kernels.write_prices(result.timestamps, offsets, result.names, result.columns)

@@ -8,13 +8,13 @@ the test oracle. Everything is checked once in ``write_prices``; the cdef
 functions below trust their arguments.
 """
 cimport cython
-from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_XDECREF
 from cpython.conversion cimport PyOS_double_to_string, Py_DTSF_ADD_DOT_0
 from cpython.mem cimport PyMem_Free
-from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.math cimport fabs, isfinite, signbit
 from libc.stdint cimport INT64_MIN, int32_t, int64_t, uint8_t, uint64_t, uintptr_t
-from libc.stdlib cimport free, malloc, realloc
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, strlen
 
 import json
@@ -38,6 +38,13 @@ cdef double TEN_THOUSANDTHS_LIMIT = 549755813888.0
 # Longest repr of a double: a sign, 17 digits, a point and "e-308",
 # as in "-2.2250738585072014e-308"; the cents path writes at most 18.
 cdef Py_ssize_t MAX_PRICE_LEN = 24
+cdef extern from "Python.h":
+    # the raw C API: a bytes object under construction is a PyObject* whose
+    # one reference this module owns until the object is complete
+    PyObject* _bytes_new "PyBytes_FromStringAndSize"(const char* text, Py_ssize_t size) except NULL
+    char* _bytes_data "PyBytes_AS_STRING"(PyObject* bytes)
+    int _PyBytes_Resize(PyObject** bytes, Py_ssize_t size) except -1
+
 # Longest timestamp element: ',"YYYY-MM-DDTHH:MM:SS.mmm+HH:MM"'.
 cdef Py_ssize_t MAX_STAMP_LEN = 32
 
@@ -62,28 +69,15 @@ cdef struct Out:
 
 
 cdef inline int reserve(Out* out, Py_ssize_t extra) noexcept nogil:
-    """Make room for ``extra`` more bytes: 0, or -1 when memory runs out."""
-    cdef Py_ssize_t capacity = out.capacity
-    cdef char* grown
-    if capacity - out.size >= extra:
-        return 0
-    if extra > PY_SSIZE_T_MAX // 2 - out.size:   # so that doubling cannot overflow
-        return -1
-    # NOTE: doubling keeps the growth amortised O(1) per byte.
-    while capacity - out.size < extra:
-        capacity = capacity * 2 if capacity else 256
-    grown = <char*>realloc(out.data, capacity)
-    if grown == NULL:
-        return -1
-    out.data = grown
-    out.capacity = capacity
-    return 0
+    """0 when ``extra`` more bytes fit, else -1. The writer sizes the output
+    for its worst case before it starts, so -1 means a bug, never a retry."""
+    return 0 if out.capacity - out.size >= extra else -1
 
 
 cdef inline int check(int status) except -1:
     """Turn a C status from the writers in this module into an exception."""
     if status < 0:
-        raise MemoryError("jsonwrite: cannot grow the output buffer")
+        raise SystemError("jsonwrite: the output outgrew its worst-case size")
     return 0
 
 
@@ -116,7 +110,7 @@ cdef inline void civil_from_days(int64_t days, int* year, int* month, int* day) 
 
 
 cdef struct DateCache:
-    int64_t day          # days since 1970-01-01 of ``text``
+    int64_t start        # ms since the epoch of the first instant of ``text``'s day
     char text[11]        # "YYYY-MM-DDT"
 
 
@@ -125,16 +119,15 @@ cdef char* put_stamp(char* p, int64_t local_ms, bint has_offset, int32_t offset,
                      DateCache* date) noexcept nogil:
     """Write '"YYYY-MM-DDTHH:MM:SS[.mmm](Z|+HH:MM)"' at p; return the end.
     Precondition: local_ms within [MIN_LOCAL_MS, MAX_LOCAL_MS], |offset| <= MAX_OFFSET_MIN."""
-    cdef int64_t days = local_ms // DAY_MS
-    cdef int64_t ms_of_day = local_ms % DAY_MS
-    cdef int year, month, day, ms
+    cdef int64_t days
+    cdef int ms_of_day, year, month, day, ms
     cdef char* d
-    if ms_of_day < 0:
-        ms_of_day += DAY_MS
-        days -= 1
-    # PERF: consecutive instants share their date; the civil date is computed
-    # once a day, not once a row.
-    if days != date.day:
+    # PERF: consecutive instants share their date: the civil date is computed
+    # once a day, and within the cached day no 64-bit division is needed.
+    if not date.start <= local_ms < date.start + DAY_MS:
+        days = local_ms // DAY_MS
+        if local_ms % DAY_MS < 0:
+            days -= 1
         civil_from_days(days, &year, &month, &day)
         d = put2(put2(date.text, year // 100), year % 100)
         d[0] = b'-'
@@ -142,15 +135,16 @@ cdef char* put_stamp(char* p, int64_t local_ms, bint has_offset, int32_t offset,
         d[0] = b'-'
         d = put2(d + 1, day)
         d[0] = b'T'
-        date.day = days
+        date.start = days * DAY_MS
+    ms_of_day = <int>(local_ms - date.start)
     p[0] = b'"'
     memcpy(p + 1, date.text, 11)
-    p = put2(p + 12, <int>(ms_of_day // 3600000))
+    p = put2(p + 12, ms_of_day // 3600000)
     p[0] = b':'
-    p = put2(p + 1, <int>(ms_of_day // 60000 % 60))
+    p = put2(p + 1, ms_of_day // 60000 % 60)
     p[0] = b':'
-    p = put2(p + 1, <int>(ms_of_day // 1000 % 60))
-    ms = <int>(ms_of_day % 1000)
+    p = put2(p + 1, ms_of_day // 1000 % 60)
+    ms = ms_of_day % 1000
     if ms:
         p[0] = b'.'
         p[1] = PAIRS[2 * (ms // 100) + 1]   # the pair "0d" ends in the digit d
@@ -195,7 +189,7 @@ cdef int write_stamps(Out* out, const int64_t* stamps, const int32_t* offsets, P
     cdef char* p
     cdef int32_t offset
     cdef DateCache date
-    date.day = INT64_MIN   # no day cached yet (no real instant is that early)
+    date.start = INT64_MIN   # no day cached yet: no instant is in [start, start + DAY_MS)
     # NOTE: n counts the rows of an array in memory, so n * 32 cannot overflow.
     if reserve(out, n * MAX_STAMP_LEN) < 0:
         return -1
@@ -456,6 +450,8 @@ cdef class PriceTable:
         cdef Py_ssize_t n, bad, number, count = 0
         cdef const int64_t* stamps
         cdef Column* column
+        cdef Py_ssize_t bound
+        cdef PyObject* raw
         cdef Out out
         if not 0 <= lo <= hi <= self._rows:
             raise KernelInputError(f"rows [{lo}, {hi}) are not within the table's {self._rows}")
@@ -477,14 +473,17 @@ cdef class PriceTable:
             if not 0 <= number < len(self._names_json):
                 raise KernelInputError(f"no column number {number} in a table of {len(self._names_json)}")
 
-        # PERF: a guess (whole-second UTC stamps, prices of about 7 bytes) that
-        # spares most reallocs; reserve() grows the buffer when it falls short.
-        out.size = 0
-        out.capacity = 256 + n * (24 + 8 * len(numbers))
-        out.data = <char*>malloc(out.capacity)
-        if out.data == NULL:
-            raise MemoryError("jsonwrite: cannot allocate the output buffer")
+        # PERF: the answer is written straight into the bytes object that is
+        # returned: sized for the worst case (pages never written are never
+        # touched), then shrunk once. No scratch buffer, no copy.
+        bound = 64 + n * MAX_STAMP_LEN
+        for number in numbers:
+            bound += len(<bytes>self._names_json[number]) + 24 + n * (1 + MAX_PRICE_LEN)
+        raw = _bytes_new(NULL, bound)   # NOTE: our own reference, dropped in finally
         try:
+            out.data = _bytes_data(raw)
+            out.size = 0
+            out.capacity = bound
             check(append(&out, b'{"timestamps":[', 15))
             check(write_stamps(&out, stamps, offsets_ptr, n))
             check(append(&out, b'],"data":[', 10))
@@ -499,9 +498,11 @@ cdef class PriceTable:
                 check(append(&out, b']}', 2))
                 count += 1
             check(append(&out, b']}', 2))
-            return PyBytes_FromStringAndSize(out.data, out.size)
+            _PyBytes_Resize(&raw, out.size)   # sets raw to NULL if it fails
+            body = <object>raw
         finally:
-            free(out.data)
+            Py_XDECREF(raw)
+        return body
 
 
 def write_prices(timestamps, utc_offsets, names, columns):

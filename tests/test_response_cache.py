@@ -7,7 +7,7 @@ from falcon import testing
 
 from ercot_fast import query
 from ercot_fast.api import create_app
-from ercot_fast.response_cache import ResponseCache
+from ercot_fast.response_cache import ParsedQueries, ResponseCache
 from ercot_fast.store import load_store
 
 TILE = "start_date=2021-02-10&end_date=2021-02-16&hubs=HB_NORTH,HB_WEST&price_type=day_ahead"
@@ -67,23 +67,22 @@ def test_health_is_not_cacheable(client):
 def test_cache_memory_bound_and_lru_order():
     cache = ResponseCache(1000)
     for i in range(30):
-        cache.put(f"q={i}", i, f"etag{i}", bytes(100))
+        cache.put(i, (f"etag{i}", bytes(100)))
         assert cache.size <= 1000
-    assert len(cache) == 10 and cache.get("q=19") is None and cache.get("q=20") == ("etag20", bytes(100))
-    cache.get("q=21")  # now most recently used
-    cache.put("q=new", "new", "e", bytes(100))
-    assert cache.get("q=21") is not None and cache.get("q=22") is None
-    cache.put("q=huge", "huge", "e", bytes(251))  # over a quarter of the cache: never stored
-    assert cache.get("q=huge") is None and cache.size == 1000
+    assert len(cache) == 10 and cache.get(19) is None and cache.get(20) == ("etag20", bytes(100))
+    cache.get(21)  # now most recently used
+    cache.put("new", ("e", bytes(100)))
+    assert cache.get(21) is not None and cache.get(22) is None
+    cache.put("huge", ("e", bytes(251)))  # over a quarter of the cache: never stored
+    assert cache.get("huge") is None and cache.size == 1000
 
 
-def test_cache_aliases_share_one_entry():
-    cache = ResponseCache(1000)
-    cache.put("price_type=da", "key", "e", b"body")
-    assert cache.get("price_type=DA") is None  # an unseen spelling is a miss until normalised
-    assert cache.find("price_type=DA", "key") == ("e", b"body")
-    assert cache.get("price_type=DA") == ("e", b"body")
-    assert len(cache) == 1 and cache.size == 4
+def test_parsed_queries_are_bounded():
+    parsed = ParsedQueries(max_entries=3)
+    for i in range(7):
+        parsed.remember(f"q={i}", i)
+        assert len(parsed) <= 3
+    assert parsed.get("q=6") == 6 and parsed.get("q=0") is None
 
 
 def test_equivalent_spellings_render_once(utc_store, render_calls):
@@ -92,6 +91,35 @@ def test_equivalent_spellings_render_once(utc_store, render_calls):
     b = client.simulate_get("/api/prices", query_string=TILE.replace("day_ahead", "DA"))
     assert a.content == b.content and a.headers["etag"] == b.headers["etag"]
     assert len(render_calls) == 1
+
+
+@pytest.mark.parametrize("cache_mb", [64, 0])
+@pytest.mark.parametrize("origin", [{}, {"Origin": "https://dash.example"}])
+def test_fast_path_answers_as_falcon_does(utc_store, monkeypatch, cache_mb, origin):
+    """A repeated poll is answered in front of Falcon, byte for byte and header
+    for header as the Falcon resource answered it the first time."""
+    app = create_app(utc_store, cache_mb=cache_mb)
+    client = testing.TestClient(app)
+    first = client.simulate_get("/api/prices", query_string=TILE, headers=origin)
+    falcon_calls = []
+    falcon_app = app._app
+    monkeypatch.setattr(app, "_app", lambda *args: falcon_calls.append(1) or falcon_app(*args))
+    again = client.simulate_get("/api/prices", query_string=TILE, headers=origin)
+    assert falcon_calls == []  # answered by the fast path
+    assert (again.status, again.content) == (first.status, first.content)
+    assert sorted(again.headers.items()) == sorted(first.headers.items())
+    # conditional requests, new queries and other routes still go through Falcon
+    client.simulate_get("/api/prices", query_string=TILE, headers={"If-None-Match": again.headers["etag"]})
+    client.simulate_get("/api/prices", query_string=TILE + "&tz=UTC")
+    client.simulate_get("/api/health")
+    assert falcon_calls == [1, 1, 1]
+
+
+def test_bad_queries_are_never_remembered(client):
+    bad = "start_date=2021-02-17&end_date=2021-02-17&hubs=NOPE&price_type=da"
+    for _ in range(2):
+        resp = client.simulate_get("/api/prices", query_string=bad)
+        assert resp.status_code == 400 and "NOPE" in resp.json["error"]
 
 
 def test_changed_data_changes_etag_and_answer(utc_dir, tmp_path):

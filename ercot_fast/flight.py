@@ -563,25 +563,26 @@ class FlightProcess:
         A no-op outside the master (gunicorn workers inherit this object)."""
         if os.getpid() != self._owner:
             return
-        if self.pid is not None:
-            _signal(self.pid, signal.SIGTERM)
-            self._retiring.append(self.pid)
-            self.pid = None
+        self._retire()
         deadline = time.monotonic() + timeout
         for pid in self._retiring:
             self._wait(pid, max(0.0, deadline - time.monotonic()))
         self._retiring.clear()
         self._restart_at = None
 
+    def _retire(self):
+        """SIGTERM the serving child; it is reaped later, as a retiring one."""
+        if self.pid is not None:
+            _signal(self.pid, signal.SIGTERM)
+            self._retiring.append(self.pid)
+            self.pid = None
+
     def restart(self, store):
         """Serve ``store`` instead (after a reload). Streams in flight finish
         on the old child; new calls reach the new one."""
         if os.getpid() != self._owner:
             return
-        if self.pid is not None:
-            _signal(self.pid, signal.SIGTERM)
-            self._retiring.append(self.pid)
-            self.pid = None
+        self._retire()
         try:
             self.start(store)
         except FlightStartError as exc:

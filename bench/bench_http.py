@@ -6,7 +6,7 @@ Servers run one at a time, on the same demo data, with the same worker class.
     python bench/bench_http.py [--data-dir DIR] [--duration 5] [--out bench/results/http.json]
 
 Needs wrk (Debian package `wrk`) and taskset (util-linux); ROAPI is included
-when `roapi` is on PATH (pip install roapi).
+when `roapi` is installed beside this Python (pip install roapi).
 """
 import argparse
 import json
@@ -21,11 +21,13 @@ import sys
 import tempfile
 import time
 import urllib.request
+from urllib.parse import quote
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 
+UNIQUE = str(HERE / "unique_query.lua")
 QUERIES = {
     # PERF.md's users; dates inside the demo data (2019-2024)
     "tile": "start_date=2024-07-08&end_date=2024-07-14&hubs=HB_NORTH,HB_HOUSTON&price_type=day_ahead",
@@ -87,10 +89,10 @@ def _seconds(text):
     return float(value) * {"us": 1e-6, "ms": 1e-3, "s": 1.0}[unit]
 
 
-def wrk(url, connections, duration):
+def wrk(url, connections, duration, script=None):
     """requests/s, p50 and p99 latency (s) of wrk with one thread."""
     out = subprocess.run(
-        pinned(1, ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", url]),
+        pinned(1, ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", *(["-s", script] if script else []), url]),
         capture_output=True,
         text=True,
         check=True,
@@ -105,27 +107,28 @@ def wrk(url, connections, duration):
     }
 
 
-def measure(server, path, args):
+def measure(server, path, args, script=None):
     url = server.url(path)
-    wrk(url, args.connections, args.warmup)
-    result = wrk(url, args.connections, args.duration)
-    result["one_connection_p99_s"] = wrk(url, 1, args.duration)["p99_s"]
+    wrk(url, args.connections, args.warmup, script)
+    result = wrk(url, args.connections, args.duration, script)
+    result["one_connection_p99_s"] = wrk(url, 1, args.duration, script)["p99_s"]
     result["body_bytes"] = len(urllib.request.urlopen(url).read())
-    print(f"  {server.name:<28} {path[:60]:<60} {result['requests_per_s']:>10.0f} req/s  p99 {result['p99_s'] * 1e3:.2f} ms"
+    print(f"  {server.name:<28} {path[:50] + (' (unique)' if script else ''):<60} {result['requests_per_s']:>10.0f} req/s  p99 {result['p99_s'] * 1e3:.2f} ms"
           f"  p99@1conn {result['one_connection_p99_s'] * 1e3:.3f} ms", flush=True)
     return result
 
 
 def roapi_url(query_name):
-    """The same day-ahead slice asked of ROAPI (REST: columns + filter)."""
+    """The same day-ahead slice asked of ROAPI (REST: columns + filter), from
+    the table of the query's year."""
     params = dict(p.split("=", 1) for p in QUERIES[query_name].split("&"))
     from ercot_fast.timeutil import parse_instant
 
     start = parse_instant(params["start_date"], "start_date", False)
     end = parse_instant(params["end_date"], "end_date", True)
-    columns = "datetime_ts," + params["hubs"]
-    iso = lambda ms: time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000))  # noqa: E731
-    return f"/api/tables/day_ahead?columns={columns}&filter[datetime_ts]gte='{iso(start)}'&filter[datetime_ts]lte='{iso(end)}'"
+    iso = lambda ms: quote(f"'{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(ms / 1000))}'")  # noqa: E731
+    return (f"/api/tables/day_ahead_{params['start_date'][:4]}?columns=datetime_ts,{params['hubs']}"
+            f"&filter%5Bdatetime_ts%5Dgte={iso(start)}&filter%5Bdatetime_ts%5Dlte={iso(end)}")
 
 
 def main():
@@ -161,6 +164,8 @@ def main():
         server = Server(label, [*ours, "--response-cache-mb", cache_mb], env={"FLIGHT_ADDR": f"127.0.0.1:{free_port()}"}, ready_path="/api/health")
         try:
             results[label] = {name: measure(server, "/api/prices?" + q, args) for name, q in QUERIES.items()}
+            if cache_mb == "0":  # the path of a query string seen for the first time
+                results[label]["tile_unique"] = measure(server, "/api/prices?" + QUERIES["tile"], args, UNIQUE)
         finally:
             server.stop()
     server = Server("straightforward numpy+orjson", [*gunicorn, "baseline_apps:straightforward"], env={"BENCH_DATA_DIR": data_dir},
@@ -169,9 +174,10 @@ def main():
         results["straightforward"] = {name: measure(server, "/api/prices?" + QUERIES[name], args) for name in ("tile", "analyst")}
     finally:
         server.stop()
-    if shutil.which("roapi"):
-        server = Server("ROAPI", ["roapi", "-a", "127.0.0.1:{port}", "-t", f"day_ahead={data_dir}/flattened/DA_prices_2023.parquet"],
-                        ready_path="/api/schema")
+    if (BIN / "roapi").exists():
+        tables = [arg for year in (2023, 2024) for arg in ("-t", f"day_ahead_{year}={data_dir}/flattened/DA_prices_{year}.parquet")]
+        server = Server("ROAPI", [str(BIN / "roapi"), "-a", "127.0.0.1:{port}", "-p", f"127.0.0.1:{free_port()}",
+                                  "--addr-flight-sql", f"127.0.0.1:{free_port()}", *tables], ready_path="/api/schema")
         try:
             results["roapi"] = {name: measure(server, roapi_url(name), args) for name in ("tile", "analyst")}
         finally:
@@ -182,6 +188,7 @@ def main():
     ratios = {
         "tile_cache_off_vs_hello": off["tile"]["requests_per_s"] / hello,
         "tile_cache_on_vs_hello": on["tile"]["requests_per_s"] / hello,
+        "tile_unique_queries_vs_hello": off["tile_unique"]["requests_per_s"] / hello,
         "tile_cache_off_vs_straightforward": off["tile"]["requests_per_s"] / results["straightforward"]["tile"]["requests_per_s"],
         "analyst_cache_off_vs_straightforward": off["analyst"]["requests_per_s"] / results["straightforward"]["analyst"]["requests_per_s"],
         "analyst_cache_on_vs_straightforward": on["analyst"]["requests_per_s"] / results["straightforward"]["analyst"]["requests_per_s"],

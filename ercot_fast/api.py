@@ -50,18 +50,18 @@ class PricesResource:
             resp.status = falcon.HTTP_304
             return
         resp.content_type = JSON
-        resp.data = self.body(checked, etag)
+        resp.data = self.body(checked)
 
-    def body(self, checked, etag):
+    def body(self, checked):
         """The rendered answer, from the response cache when it holds it."""
         cache = self._cache
         if cache is None:
             return query.render_json(self._store, checked)
-        entry = cache.get(checked)
-        if entry is None:
-            entry = (etag, query.render_json(self._store, checked))
-            cache.put(checked, entry)
-        return entry[1]
+        body = cache.get(checked)
+        if body is None:
+            body = query.render_json(self._store, checked)
+            cache.put(checked, body)
+        return body
 
     def _etag(self, checked):
         price_type, start_ms, end_ms, series, resolution, tz = checked
@@ -90,7 +90,7 @@ class PollFastPath:
             parsed = self._prices.parsed.get(environ.get("QUERY_STRING", ""))
             if parsed is not None:
                 checked, etag = parsed
-                body = self._prices.body(checked, etag)
+                body = self._prices.body(checked)
                 headers = [
                     ("cache-control", self._prices.cache_control),
                     ("etag", f'"{etag}"'),

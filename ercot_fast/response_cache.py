@@ -13,8 +13,7 @@ from collections import OrderedDict
 
 
 class ResponseCache:
-    """Least-recently-used ``(etag, body)`` entries, bounded by the total size
-    of their bodies in bytes."""
+    """Least-recently-used rendered bodies, bounded by their total size in bytes."""
 
     def __init__(self, max_bytes):
         self.max_bytes = max_bytes
@@ -23,19 +22,18 @@ class ResponseCache:
         self._entries = OrderedDict()
 
     def get(self, key):
-        entry = self._entries.get(key)
-        if entry is not None:
+        body = self._entries.get(key)
+        if body is not None:
             self._entries.move_to_end(key)
-        return entry
+        return body
 
-    def put(self, key, entry):
-        etag, body = entry
+    def put(self, key, body):
         if len(body) > self.max_entry_bytes or key in self._entries:
             return
-        self._entries[key] = entry
+        self._entries[key] = body
         self.size += len(body)
         while self.size > self.max_bytes:
-            _, (_, evicted) = self._entries.popitem(last=False)
+            _, evicted = self._entries.popitem(last=False)
             self.size -= len(evicted)
 
     def __len__(self):

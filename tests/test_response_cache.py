@@ -67,13 +67,13 @@ def test_health_is_not_cacheable(client):
 def test_cache_memory_bound_and_lru_order():
     cache = ResponseCache(1000)
     for i in range(30):
-        cache.put(i, (f"etag{i}", bytes(100)))
+        cache.put(i, bytes([i]) * 100)
         assert cache.size <= 1000
-    assert len(cache) == 10 and cache.get(19) is None and cache.get(20) == ("etag20", bytes(100))
+    assert len(cache) == 10 and cache.get(19) is None and cache.get(20) == bytes([20]) * 100
     cache.get(21)  # now most recently used
-    cache.put("new", ("e", bytes(100)))
+    cache.put("new", bytes(100))
     assert cache.get(21) is not None and cache.get(22) is None
-    cache.put("huge", ("e", bytes(251)))  # over a quarter of the cache: never stored
+    cache.put("huge", bytes(251))  # over a quarter of the cache: never stored
     assert cache.get("huge") is None and cache.size == 1000
 
 

@@ -186,13 +186,11 @@ class Batcher:
         self.parse_batch = parse_batch
         self.batch_bytes = batch_bytes
         self.pending = {}  # header -> (fmt, [pieces], bytes)
-        self.pending_bytes = 0
 
     def add(self, fmt, piece):
         _, pieces, size = self.pending.get(fmt.header, (fmt, [], 0))
         pieces.append(piece)
         self.pending[fmt.header] = (fmt, pieces, size + len(piece.body))
-        self.pending_bytes += len(piece.body)
         if size + len(piece.body) >= self.batch_bytes:
             self._parse(fmt.header)
 
@@ -201,6 +199,5 @@ class Batcher:
             self._parse(header)
 
     def _parse(self, header):
-        fmt, pieces, size = self.pending.pop(header)
-        self.pending_bytes -= size
+        fmt, pieces, _ = self.pending.pop(header)
         self.parse_batch(fmt, pieces)

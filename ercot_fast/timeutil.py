@@ -2,6 +2,7 @@
 the epoch, UTC; Central prevailing time (America/Chicago) only at the edges."""
 import datetime as dt
 import functools
+import re
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -17,6 +18,7 @@ MS_PER_HOUR = 3_600_000
 MS_PER_DAY = 86_400_000
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_SPACED_OFFSET = re.compile(r"(?<=\d) (\d\d:\d\d)$")
 _ONE_MS = dt.timedelta(milliseconds=1)
 _CENTRAL_MS = pa.timestamp("ms", tz=CENTRAL_NAME)
 
@@ -62,7 +64,9 @@ def to_ms(moment):
 def parse_instant(text, name, end_of_day):
     """Parse a query bound: RFC 3339 with an offset, or a bare date meaning the
     Central market day (its first instant, or with ``end_of_day`` its last ms)."""
-    text = text.strip()
+    # NOTE: an unencoded "+05:00" in a URL arrives as " 05:00"; nothing else
+    # can stand there, so the "+" is restored.
+    text = _SPACED_OFFSET.sub(r"+\1", text.strip())
     try:
         if len(text) == 10:
             day = dt.date.fromisoformat(text)
@@ -70,16 +74,18 @@ def parse_instant(text, name, end_of_day):
                 return market_day_start(day + dt.timedelta(days=1)) - 1
             return market_day_start(day)
         moment = dt.datetime.fromisoformat(text.replace("z", "Z"))
+        if moment.tzinfo is not None:
+            return to_ms(moment)
     except ValueError:
         raise QueryError(
             f"{name} is not a date or time: {text!r}",
             f"give {name} as a bare date (2023-01-01, the Central market day) or as "
             "RFC 3339 with an offset (2023-01-01T06:00:00Z, 2023-01-01T00:00:00-06:00)",
         ) from None
-    if moment.tzinfo is None:
-        raise QueryError(
-            f"{name} has no UTC offset: {text!r}",
-            f"add Z or an offset to {name} (2023-01-01T06:00:00Z or 2023-01-01T00:00:00-06:00), "
-            "or give a bare date for the Central market day",
-        )
-    return to_ms(moment)
+    except OverflowError:  # the last market day of year 9999 ends in year 10000
+        raise QueryError(f"{name} is out of range: {text!r}", f"give {name} in years 0001 to 9998") from None
+    raise QueryError(
+        f"{name} has no UTC offset: {text!r}",
+        f"add Z or an offset to {name} (2023-01-01T06:00:00Z or 2023-01-01T00:00:00-06:00), "
+        "or give a bare date for the Central market day",
+    )

@@ -86,6 +86,14 @@ def test_date_forms_and_inclusive_ends(client, start, end):
     assert resp.json["timestamps"][-1] == "2021-02-18T05:00:00Z"
 
 
+def test_unencoded_plus_offset_is_understood(client):
+    """A '+' left unencoded in a URL arrives as a space; it can only be an offset's sign."""
+    raw = "start_date=2021-02-17T11:00:00+05:00&end_date=2021-02-17T12:00:00+05:00&hubs=HB_NORTH&price_type=da"
+    resp = client.simulate_get("/api/prices", query_string=raw)
+    assert resp.status_code == 200, resp.text
+    assert resp.json["timestamps"] == ["2021-02-17T06:00:00Z", "2021-02-17T07:00:00Z"]
+
+
 def test_fall_back_day_has_both_repeated_hour_prices(client):
     resp = get(client, start_date="2020-11-01", end_date="2020-11-01", hubs="HB_NORTH", price_type="DA")
     body = resp.json
@@ -264,6 +272,8 @@ def test_range_over_maximum(client):
         ({"start_date": "2021-02-17", "end_date": "2021-02-17", "hubs": "HB_NORTH", "price_type": "da", "resolution": "15min"}, "real_time"),
         ({"start_date": "2021-02-17", "end_date": "2021-02-17", "hubs": "HB_NORTH", "price_type": "rt", "resolution": "5min"}, "5min"),
         ({"start_date": "2021-02-17", "end_date": "2021-02-17", "hubs": "HB_NORTH", "price_type": "da", "tz": "Mars/Olympus"}, "tz"),
+        ({"start_date": "9999-12-30", "end_date": "9999-12-31", "hubs": "HB_NORTH", "price_type": "da"}, "out of range"),
+        ({"start_date": "99999-01-01", "end_date": "2021-02-17", "hubs": "HB_NORTH", "price_type": "da"}, "start_date"),
     ],
 )
 def test_bad_parameters_are_400(client, params, word):

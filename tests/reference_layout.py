@@ -28,6 +28,16 @@ CENTRAL = ZoneInfo("America/Chicago")
 UTC = dt.timezone.utc
 
 
+def ms(moment):
+    """ms since the epoch of an aware datetime."""
+    return int(moment.timestamp() * 1000)
+
+
+def utc_ms(*args):
+    """ms since the epoch of the UTC time ``datetime(*args)``."""
+    return ms(dt.datetime(*args, tzinfo=UTC))
+
+
 @functools.lru_cache(maxsize=None)
 def interval_start(date_text, hour_ending, interval, repeated):
     """UTC start of an ERCOT interval: delivery date MM/DD/YYYY, hour ending

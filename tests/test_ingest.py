@@ -28,8 +28,8 @@ from ercot_fast import timeutil
 from ercot_fast.cli import build_parser
 from ercot_fast.ingest import formats, ingest, layout, validation
 from ercot_fast.store import load_store
-from reference_layout import CENTRAL, DA_CSV, RT_CSV, SHARED_DATA, interval_start, read_da_csv, read_rt_csv
-from test_serve import ERCOT_FAST, Served, fetch, free_port
+from reference_layout import CENTRAL, DA_CSV, RT_CSV, SHARED_DATA, interval_start, ms, read_da_csv, read_rt_csv, utc_ms
+from serving import ERCOT_FAST, Served, fetch, free_port
 
 UTC = dt.timezone.utc
 RAW = SHARED_DATA / "raw_ercot_reports"
@@ -39,14 +39,6 @@ RT_HEADER = (
     "DeliveryDate,DeliveryHour,DeliveryInterval,SettlementPointName,SettlementPointType,SettlementPointPrice,DSTFlag\n"
 )
 AS_HEADER = "DeliveryDate,HourEnding,AncillaryType,MCPC,DSTFlag\n"
-
-
-def ms(moment):
-    return int(moment.timestamp() * 1000)
-
-
-def utc_ms(*args):
-    return ms(dt.datetime(*args, tzinfo=UTC))
 
 
 def stored(data_dir, dataset):

@@ -11,17 +11,9 @@ import pytest
 
 from ercot_fast.errors import DataLoadError
 from ercot_fast.store import load_store
-from reference_layout import CENTRAL, DA_CSV, RT_CSV, read_da_csv, read_rt_csv
+from reference_layout import CENTRAL, DA_CSV, RT_CSV, ms, read_da_csv, read_rt_csv, utc_ms
 
 UTC = dt.timezone.utc
-
-
-def ms(moment):
-    return int(moment.timestamp() * 1000)
-
-
-def utc_ms(*args):
-    return ms(dt.datetime(*args, tzinfo=UTC))
 
 
 def value_at(dataset, point, instant_ms):

@@ -1,0 +1,102 @@
+"""Running `ercot-fast serve` as a user does, for the end-to-end tests: the
+installed console script, 127.0.0.1, free ports, always stopped."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pyarrow.flight as flight
+
+# the console script that `pip install` put beside this Python
+ERCOT_FAST = str(Path(sys.executable).parent / "ercot-fast")
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def fetch(url):
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers, err.read()
+
+
+class Served:
+    """A running `ercot-fast serve`; stop() ends it and returns its log."""
+
+    def __init__(self, args, env):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.flight_port = free_port()
+        self.flight_location = f"grpc://127.0.0.1:{self.flight_port}"
+        env = {**os.environ, **env}
+        for variable, flag, port in (("JSON_ADDR", "--json-addr", self.port), ("FLIGHT_ADDR", "--flight-addr", self.flight_port)):
+            if variable in env:  # the address comes from the environment
+                env[variable] = f"127.0.0.1:{port}"
+            else:
+                args = [flag, f"127.0.0.1:{port}", *args]
+        self.proc = subprocess.Popen(
+            [ERCOT_FAST, "serve", *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # its own process group: Ctrl-C can be sent to all of it
+        )
+
+    def wait_ready(self, timeout=120):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"serve exited with {self.proc.returncode}:\n{self.proc.stdout.read()}")
+            try:
+                return fetch(self.base + "/api/health")
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError("serve did not answer in time")
+
+    def flight_pid(self):
+        """The pid of the Flight child, as its describe action reports it."""
+        with flight.connect(self.flight_location) as client:
+            client.wait_for_available(timeout=30)
+            [result] = client.do_action(flight.Action("describe", b""))
+            return json.loads(result.body.to_pybytes())["pid"]
+
+    def next_flight_pid(self, old, timeout=30):
+        """The pid of the Flight child that replaced ``old``."""
+        deadline = time.monotonic() + timeout
+        while (pid := self.flight_pid()) == old:
+            assert time.monotonic() < deadline, f"Flight child {old} was not replaced"
+            time.sleep(0.2)
+        return pid
+
+    def stop(self, sig=signal.SIGTERM, group=False):
+        """Send ``sig`` to the master (or, like Ctrl-C in a terminal, to its
+        whole process group) and wait; SIGKILL everything after 30 s."""
+        if self.proc.poll() is None:
+            if group:
+                os.killpg(self.proc.pid, sig)
+            else:
+                self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill_all()
+        return self.proc.stdout.read()
+
+    def kill_all(self):
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()

@@ -71,7 +71,7 @@ def cmd_demo_data(args):
 def cmd_ingest(args):
     _setup_logging(args.log_level or os.environ.get("LOG_LEVEL") or "info")
     from ercot_fast import ingest
-    from ercot_fast.ingest import layout
+    from ercot_fast.files import write_atomically
 
     data_dir = args.data_dir or os.environ.get("DATA_DIR")
     if not data_dir:
@@ -85,7 +85,7 @@ def cmd_ingest(args):
         raise SystemExit(f"error: {exc}")
     sys.stdout.write(report.summary())
     if args.report:
-        layout.write_atomically(Path(args.report), report.dumps().encode())
+        write_atomically(Path(args.report), report.dumps().encode())
         log.info("validation report written to %s", args.report)
 
 

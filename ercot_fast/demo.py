@@ -17,20 +17,20 @@ byte-identical files; each year draws from its own stream ``(seed, year)``, so
 a year's file does not depend on which other years were written with it.
 """
 import logging
-import os
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ercot_fast.files import write_atomically
+from ercot_fast.timeutil import CENTRAL, market_day_start
+
 log = logging.getLogger(__name__)
 
-CENTRAL = ZoneInfo("America/Chicago")
 
 #: settlement points of the DA and RT files, alphabetical (hubs, load zones, DC ties)
 SETTLEMENT_POINTS = (
@@ -116,12 +116,14 @@ def write_demo_data(data_dir, seed=20190101, years=range(2019, 2025)):
     for year in years:
         for data_set, table in _year_tables(year, seed, metadata).items():
             path = flattened / f"{data_set}_{year}.parquet"
-            _write_atomically(path, lambda tmp, table=table: pq.write_table(table, tmp, compression="zstd"))
+            sink = pa.BufferOutputStream()
+            pq.write_table(table, sink, compression="zstd")
+            write_atomically(path, sink.getvalue())
             files.append(path)
             rows[data_set][year] = table.num_rows
             log.info("demo data: wrote %s (%d rows)", path, table.num_rows)
     readme = data_dir / "README.txt"
-    _write_atomically(readme, lambda tmp: tmp.write_text(_readme(seed, years)))
+    write_atomically(readme, _readme(seed, years).encode())
     files.append(readme)
     return {
         "data_dir": str(data_dir),
@@ -143,7 +145,7 @@ def _price_cap(year):
 
 def _local_midnight(day):
     """UTC seconds of the Central midnight that starts market day ``day``."""
-    return int(datetime.combine(day, time(), CENTRAL).timestamp())
+    return market_day_start(day) // 1000
 
 
 @dataclass(frozen=True)
@@ -363,18 +365,6 @@ def _table(interval_start, prices, rng, metadata):
         metadata=metadata,
     )
     return pa.Table.from_arrays(columns, schema=schema)
-
-
-def _write_atomically(path, write):
-    """Call ``write(tmp)`` on a temporary name beside ``path``, then rename it into place,
-    so a reader never sees a half-written file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _readme(seed, years):

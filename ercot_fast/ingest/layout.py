@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ercot_fast import store
+from ercot_fast.files import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -156,27 +157,6 @@ def write_partition(path, dataset, times, columns):
     pq.write_table(pa.Table.from_arrays(arrays, schema=schema), sink, compression="zstd")
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, sink.getvalue())
-
-
-def write_atomically(path, data):
-    """Write ``data`` to ``path`` so that a crash at any moment leaves the old
-    file or the new one: temporary file, flush, fsync, rename, fsync the folder."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 def partitions(data_dir, dataset):

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ercot_fast.files import write_atomically
+from ercot_fast.store import AS_PRODUCTS  # ECRS only in files from 2023
 from ercot_fast.timeutil import CENTRAL, market_day_start
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,6 @@ SETTLEMENT_POINTS = (
     "HB_BUSAVG", "HB_HOUSTON", "HB_HUBAVG", "HB_NORTH", "HB_PAN", "HB_SOUTH", "HB_WEST",
     "LZ_AEN", "LZ_CPS", "LZ_HOUSTON", "LZ_LCRA", "LZ_NORTH", "LZ_RAYBN", "LZ_SOUTH", "LZ_WEST",
 )
-#: ancillary services of the AS files, alphabetical; ECRS only in files from 2023
-AS_PRODUCTS = ("ECRS", "NSPIN", "REGDN", "REGUP", "RRS")
 
 ECRS_LAUNCH = date(2023, 6, 10)       # first market day with an ECRS price
 HB_PAN_FIRST_DAY = date(2019, 4, 6)   # first market day with a Panhandle hub price

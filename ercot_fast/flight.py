@@ -50,7 +50,6 @@ from ercot_fast import query, timeutil
 from ercot_fast.errors import QueryError, RangeTooLargeError
 from ercot_fast.store import (
     ANCILLARY_SERVICES,
-    AS_PRODUCTS,
     DATASETS,
     DAY_AHEAD,
     REAL_TIME,
@@ -169,8 +168,7 @@ def _whole_dataset(store, name, hubs):
     price_type, resolution = _DATASET_QUERY[name]
     if hubs is None:
         if name == ANCILLARY_SERVICES:
-            hubs = [p for p in AS_PRODUCTS if p in dataset.columns]
-            hubs += sorted(set(dataset.columns) - set(AS_PRODUCTS))
+            hubs = query.ancillary_products(dataset)
         else:
             hubs = sorted(dataset.columns, key=settlement_point_order)
         if not hubs:  # a data set without any series: nothing to select

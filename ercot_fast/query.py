@@ -142,7 +142,7 @@ def run_query(store, query):
         return _combined(store, query)
     dataset = store.datasets[query.dataset]
     if query.price_type == ANCILLARY_SERVICES:
-        timestamps, names, columns = _slice(dataset, query, query.series or _products(dataset))
+        timestamps, names, columns = _slice(dataset, query, query.series or ancillary_products(dataset))
         if not query.series:  # only the products that have data in the range
             kept = [(n, c) for n, c in zip(names, columns) if c.null_count < len(c)]
             names, columns = [n for n, _ in kept], [c for _, c in kept]
@@ -150,7 +150,7 @@ def run_query(store, query):
     return PriceResult(*_slice(dataset, query, query.series))
 
 
-def _products(dataset):
+def ancillary_products(dataset):
     """Ancillary products in the contract's order, then any others."""
     known = [p for p in AS_PRODUCTS if p in dataset.columns]
     return known + sorted(set(dataset.columns) - set(AS_PRODUCTS))

@@ -12,8 +12,8 @@ from setuptools import Extension, setup
 
 # Each kernel is named explicitly: module name -> source.
 KERNELS = {
-    "ercot_fast._search": "ext/search.pyx",
-    "ercot_fast._jsonwrite": "ext/jsonwrite.pyx",
+    "ercot_fast.kernels._search": "ext/search.pyx",
+    "ercot_fast.kernels._jsonwrite": "ext/jsonwrite.pyx",
 }
 
 

@@ -33,7 +33,7 @@ def _instant(text, end):
 
 class StraightforwardPrices:
     def __init__(self, data_dir):
-        from ercot_fast.store import load_store
+        from ercot_fast.store.load import load_store
 
         dataset = load_store(data_dir).datasets["day_ahead"]
         self.timestamps = dataset.timestamps

@@ -36,9 +36,10 @@ import pyarrow as pa
 import pyarrow.flight as flight
 
 from ercot_fast import demo
-from ercot_fast import flight as ercot_flight
 from ercot_fast.client import PriceClient
-from ercot_fast.store import REAL_TIME_15MIN, load_store, settlement_point_order
+from ercot_fast.datasets import REAL_TIME_15MIN, settlement_point_order
+from ercot_fast.render import arrow
+from ercot_fast.store.load import load_store
 
 RESULTS = Path(__file__).resolve().parent / "results" / "flight.json"
 ERCOT_FAST = str(Path(sys.executable).parent / "ercot-fast")
@@ -65,10 +66,10 @@ def bare_tables(data_dir):
     long = pa.concat_tables(
         pa.table({"datetime": times, "hub": pa.repeat(n, len(times)), "price": dataset.columns[n]}) for n in names
     ).combine_chunks()
-    wide_rows = ercot_flight._rows_per_batch(8 * (1 + len(names)) + (len(names) + 7) // 8)
+    wide_rows = arrow._rows_per_batch(8 * (1 + len(names)) + (len(names) + 7) // 8)
     return {
         b"wide": pa.Table.from_batches(wide.to_batches(max_chunksize=wide_rows)),
-        b"long": pa.Table.from_batches(long.to_batches(max_chunksize=ercot_flight.MAX_BATCH_ROWS)),
+        b"long": pa.Table.from_batches(long.to_batches(max_chunksize=arrow.MAX_BATCH_ROWS)),
     }
 
 
@@ -230,7 +231,7 @@ def main(argv=None):
             "pyarrow": pa.__version__,
             "platform": platform.platform(),
         },
-        "batch_bound": {"max_rows": ercot_flight.MAX_BATCH_ROWS, "max_bytes": ercot_flight.MAX_BATCH_BYTES},
+        "batch_bound": {"max_rows": arrow.MAX_BATCH_ROWS, "max_bytes": arrow.MAX_BATCH_BYTES},
         "repeat": args.repeat,
         "results": results,
     }

@@ -1,11 +1,11 @@
 """How fast does the JSON writer kernel write a year of hourly prices, against orjson?
 
 Competitors, timed side by side in one run on the same seeded table:
-  kernel   ercot_fast._jsonwrite.write_prices (ext/jsonwrite.pyx), prices as
+  kernel   ercot_fast.kernels._jsonwrite.write_prices (ext/jsonwrite.pyx), prices as
            pyarrow float64 arrays with 1% nulls
   orjson   orjson.dumps({"timestamps": datetime64[ms] ndarray, "data": [{"hub", "prices": ndarray}]},
            OPT_SERIALIZE_NUMPY | OPT_NAIVE_UTC | OPT_UTC_Z), the same values without nulls
-  twin     ercot_fast._jsonwrite_py.write_prices, for reference
+  twin     ercot_fast.kernels._jsonwrite_py.write_prices, for reference
 
 Each is timed on the whole document and on the timestamps alone (no series);
 the price arrays' share is the difference. Reported as ratios kernel/orjson.
@@ -24,8 +24,8 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from ercot_fast import _jsonwrite as kernel
-from ercot_fast import _jsonwrite_py as twin
+from ercot_fast.kernels import _jsonwrite as kernel
+from ercot_fast.kernels import _jsonwrite_py as twin
 
 SETTLEMENT_POINTS = [
     "HB_BUSAVG", "HB_HOUSTON", "HB_HUBAVG", "HB_NORTH", "HB_PAN", "HB_SOUTH", "HB_WEST",

@@ -93,7 +93,7 @@ def main():
 
             data_dir = os.path.join(scratch, "demo")
             write_demo_data(data_dir)
-        from ercot_fast.store import load_store
+        from ercot_fast.store.load import load_store
 
         store = load_store(data_dir)
         store_mb = sum(

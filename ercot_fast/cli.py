@@ -1,14 +1,13 @@
 """The ``ercot-fast`` command: serve prices, ingest ERCOT reports, write demo data."""
 import argparse
 import logging
-import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 from ercot_fast import __version__, config
-from ercot_fast.errors import DataLoadError
+from ercot_fast.errors import DataLoadError, IngestError
 
 log = logging.getLogger("ercot_fast")
 
@@ -48,13 +47,14 @@ def cmd_serve(args):
     settings = config.serve_config(args)
     _setup_logging(settings.log_level)
     log.info("ercot-fast %s starting: %s", __version__, settings.describe())
-    from ercot_fast import kernels, server
+    from ercot_fast import kernels
+    from ercot_fast.serve import gunicorn
 
-    server.check_worker_class(settings.worker_class)
+    gunicorn.check_worker_class(settings.worker_class)
     log.info("kernels: %s", ", ".join(f"{k} {'compiled' if v else 'pure-Python twin'}" for k, v in kernels.COMPILED.items()))
     data_dir = settings.data_dir or ensure_demo_data(config.demo_data_dir())
     try:
-        service = server.PriceService(settings, data_dir)
+        service = gunicorn.PriceService(settings, data_dir)
     except DataLoadError as exc:
         raise SystemExit(f"error: {exc.message}; {exc.details}")
     service.run()
@@ -69,11 +69,11 @@ def cmd_demo_data(args):
 
 
 def cmd_ingest(args):
-    _setup_logging(args.log_level or os.environ.get("LOG_LEVEL") or "info")
+    _setup_logging(config.setting(args.log_level, "LOG_LEVEL", "info"))
     from ercot_fast import ingest
     from ercot_fast.files import write_atomically
 
-    data_dir = args.data_dir or os.environ.get("DATA_DIR")
+    data_dir = config.setting(args.data_dir, "DATA_DIR")
     if not data_dir:
         raise SystemExit("error: give --data-dir (or DATA_DIR): the folder `ercot-fast serve --data-dir` serves")
     points = None
@@ -81,7 +81,7 @@ def cmd_ingest(args):
         points = [p.strip().upper() for p in args.settlement_points.split(",") if p.strip()]
     try:
         report = ingest.ingest(args.paths, data_dir, settlement_points=points, progress=args.progress)
-    except ingest.IngestError as exc:
+    except IngestError as exc:
         raise SystemExit(f"error: {exc}")
     sys.stdout.write(report.summary())
     if args.report:

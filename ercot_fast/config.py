@@ -1,11 +1,14 @@
-"""Configuration in one place: command-line flags, then the environment, then defaults."""
+"""Configuration in one place: command-line flags, then the environment, then
+defaults. Imports nothing of ours, so every command (``ingest`` too) can read
+its settings without loading the serving stack."""
 import dataclasses
 import os
 from pathlib import Path
 
-from ercot_fast.api import DEFAULT_CACHE_MB, DEFAULT_MAX_AGE
-from ercot_fast.query import DEFAULT_MAX_RANGE_DAYS
-from ercot_fast.server import WORKER_CLASSES
+DEFAULT_MAX_RANGE_DAYS = 3700
+DEFAULT_CACHE_MB = 64  # per-worker response cache
+DEFAULT_MAX_AGE = 60  # Cache-Control max-age of price answers, seconds
+WORKER_CLASSES = ("meinheld", "sync")  # serve.gunicorn maps them to gunicorn worker classes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +104,11 @@ def split_addr(addr):
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise SystemExit(f"error: address {addr!r} is not HOST:PORT (for example 0.0.0.0:8080)")
     return host, int(port)
+
+
+def setting(value, env, default=None, environ=os.environ):
+    """One setting outside ``serve``: the flag's value, else the environment's, else the default."""
+    return value or environ.get(env) or default
 
 
 def demo_data_dir(environ=os.environ):

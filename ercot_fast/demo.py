@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ercot_fast.files import write_atomically
-from ercot_fast.store import AS_PRODUCTS  # ECRS only in files from 2023
+from ercot_fast.datasets import AS_PRODUCTS  # ECRS only in files from 2023
 from ercot_fast.timeutil import CENTRAL, market_day_start
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ URI_END = datetime(2021, 2, 19, 9, tzinfo=CENTRAL)  # end of the emergency prici
 PRICE_FLOOR = -50.0     # $/MWh: deep enough for the West's windy nights
 MISSING_RATE = 0.0005   # share of prices left null, scattered
 
-HOUR = 3600             # seconds
+SECONDS_PER_HOUR = 3600
 INTERVALS_PER_HOUR = 4  # real-time settlement intervals of 15 minutes
 
 # Day-ahead level of a typical hour at the North hub, $/MWh, following gas prices.
@@ -166,11 +166,11 @@ def _market_hours(year):
         [_local_midnight(first + timedelta(days=k)) for k in range(n_days + 1)], dtype=np.int64
     )
     # Market days are back to back, so the year's hours are one even UTC range.
-    start = np.arange(day_starts[0], day_starts[-1], HOUR, dtype=np.int64)
+    start = np.arange(day_starts[0], day_starts[-1], SECONDS_PER_HOUR, dtype=np.int64)
     day = np.searchsorted(day_starts, start, side="right") - 1
-    clock_hour = (start - day_starts[day]) // HOUR
+    clock_hour = (start - day_starts[day]) // SECONDS_PER_HOUR
     # The clock jumps on the two DST days only: ask zoneinfo about their ~48 hours.
-    dst_days = np.flatnonzero(np.diff(day_starts)[day] != 24 * HOUR)
+    dst_days = np.flatnonzero(np.diff(day_starts)[day] != 24 * SECONDS_PER_HOUR)
     clock_hour[dst_days] = [datetime.fromtimestamp(t, CENTRAL).hour for t in start[dst_days].tolist()]
     days = np.arange(np.datetime64(first), np.datetime64(first) + n_days)
     return _MarketHours(
@@ -211,13 +211,13 @@ def _scarcity_peaks(hours, rng):
     days = np.concatenate([rng.choice(summer_days, 3, replace=False), rng.choice(winter_days, 2, replace=False)])
     clock = np.concatenate([rng.uniform(16.0, 19.5, 3), rng.uniform(7.0, 9.0, 2)])
     # No clock change in those months: the clock time is the time since midnight.
-    return hours.day_starts[days] + (clock * HOUR).astype(np.int64)
+    return hours.day_starts[days] + (clock * SECONDS_PER_HOUR).astype(np.int64)
 
 
 def _scarcity(instants, peaks, height, width_hours, uri_shortfall, rng):
     """How far each price is pulled toward the offer cap, 0..1: a bump around each
     scarcity peak (heights above 1 stay at the cap a while), and the whole Uri emergency."""
-    distance = (instants[None, :] - peaks[:, None]) / (width_hours * HOUR)
+    distance = (instants[None, :] - peaks[:, None]) / (width_hours * SECONDS_PER_HOUR)
     events = (rng.uniform(*height, (len(peaks), 1)) * np.exp(-(distance**2))).max(axis=0)
     uri = (instants >= URI_START.timestamp()) & (instants < URI_END.timestamp())
     return np.minimum(1.0, np.maximum(events, uri * (1 - uri_shortfall * rng.random(len(instants)))))
@@ -325,7 +325,7 @@ def _year_tables(year, seed, metadata):
     cap = _price_cap(year)
     interval_start = (
         np.repeat(hours.start, INTERVALS_PER_HOUR)
-        + np.tile(np.arange(INTERVALS_PER_HOUR) * HOUR // INTERVALS_PER_HOUR, len(hours.start))
+        + np.tile(np.arange(INTERVALS_PER_HOUR) * SECONDS_PER_HOUR // INTERVALS_PER_HOUR, len(hours.start))
     )
     peaks = _scarcity_peaks(hours, rng)
 

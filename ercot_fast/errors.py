@@ -1,9 +1,14 @@
-"""Error classes shared by the kernels, their pure-Python twins and the query layer.
+"""Every error class of the project.
 
-Every error carries a short message and ``details`` that tell the user what to
-change; the transports turn them into HTTP 400 bodies or Flight
-INVALID_ARGUMENT statuses.
+Each carries a short ``message`` and ``details`` that tell the user what to
+change. Query errors never name a transport: ``about`` says what the error
+concerns (``SETTLEMENT_POINTS``, ``RANGE``, ...), and each transport adds its
+own hint for it (an HTTP route, a Flight action or ticket).
 """
+
+# what a QueryError is about, for the transports' hints
+SETTLEMENT_POINTS = "settlement_points"
+RANGE = "range"
 
 
 class ErcotFastError(Exception):
@@ -18,9 +23,23 @@ class ErcotFastError(Exception):
 class QueryError(ErcotFastError, ValueError):
     """A query is malformed or asks for something that does not exist (HTTP 400)."""
 
+    def __init__(self, message, details="", about=None):
+        super().__init__(message, details)
+        self.about = about
+
 
 class RangeTooLargeError(QueryError):
     """A query's date range is over the configured maximum (HTTP 400)."""
+
+    def __init__(self, message, details=""):
+        super().__init__(message, details, about=RANGE)
+
+
+class NotFoundError(ErcotFastError, KeyError):
+    """A Flight descriptor or action that does not exist (gRPC NOT_FOUND)."""
+
+    def __str__(self):  # KeyError would quote the message
+        return self.message
 
 
 class KernelInputError(ErcotFastError, ValueError):
@@ -29,3 +48,11 @@ class KernelInputError(ErcotFastError, ValueError):
 
 class DataLoadError(ErcotFastError, OSError):
     """A data directory cannot be read at all."""
+
+
+class IngestError(ErcotFastError):
+    """An ingest run that cannot start (a missing input, a locked data directory)."""
+
+
+class ChildStartError(ErcotFastError, RuntimeError):
+    """A supervised child process (the Flight server) could not start, e.g. its port is taken."""

@@ -1,5 +1,9 @@
 """Time, done right (DATA.md section 3): instants are int64 milliseconds since
-the epoch, UTC; Central prevailing time (America/Chicago) only at the edges."""
+the epoch, UTC; Central prevailing time (America/Chicago) only at the edges.
+
+The one place for the epoch, Central time, market days, and RFC 3339: parsing
+query bounds and formatting instants (``format_instant``, exact integer ms).
+"""
 import datetime as dt
 import functools
 import re
@@ -17,7 +21,8 @@ MS_PER_MINUTE = 60_000
 MS_PER_HOUR = 3_600_000
 MS_PER_DAY = 86_400_000
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+EPOCH_DATE = EPOCH.date()
 _SPACED_OFFSET = re.compile(r"(?<=\d) (\d\d:\d\d)$")
 _ONE_MS = dt.timedelta(milliseconds=1)
 _CENTRAL_MS = pa.timestamp("ms", tz=CENTRAL_NAME)
@@ -50,6 +55,40 @@ def central_to_utc(wallclock_ms):
     return early, early != late.cast(pa.int64()).to_numpy()
 
 
+def format_instant(ms, utc_offset_minutes=None):
+    """RFC 3339 text of an instant: ``2021-02-17T06:00:00Z`` (``.mmm`` only
+    when the ms are not whole seconds), or with ``utc_offset_minutes`` the
+    local time and its offset (``2021-02-17T00:00:00-06:00``). Exact: integer
+    arithmetic, no float seconds."""
+    offset = utc_offset_minutes or 0
+    local = EPOCH + dt.timedelta(milliseconds=int(ms) + 60_000 * offset)
+    text = local.replace(tzinfo=None).isoformat(timespec="milliseconds" if ms % 1000 else "seconds")
+    if utc_offset_minutes is None:
+        return text + "Z"
+    hours, minutes = divmod(abs(offset), 60)
+    return f"{text}{'-' if offset < 0 else '+'}{hours:02d}:{minutes:02d}"
+
+
+def now_ms():
+    """The current instant, in ms since the epoch."""
+    return to_ms(dt.datetime.now(dt.timezone.utc))
+
+
+def day_date(day):
+    """The date of a market day given as days since 1970-01-01."""
+    return EPOCH_DATE + dt.timedelta(days=int(day))
+
+
+def day_number(date):
+    """Days since 1970-01-01 of a date (a market day)."""
+    return (date - EPOCH_DATE).days
+
+
+def day_name(day):
+    """ISO text (2021-02-17) of a market day given as days since 1970-01-01."""
+    return day_date(day).isoformat()
+
+
 def market_day_start(day):
     """UTC ms of local midnight starting the Central market day ``day`` (a date)."""
     return to_ms(dt.datetime(day.year, day.month, day.day, tzinfo=CENTRAL))
@@ -57,7 +96,7 @@ def market_day_start(day):
 
 def to_ms(moment):
     """Exact ms since the epoch of an aware datetime (no float rounding)."""
-    return (moment - _EPOCH) // _ONE_MS
+    return (moment - EPOCH) // _ONE_MS
 
 
 @functools.lru_cache(maxsize=4096)  # PERF: dashboards repeat the same bounds

@@ -3,7 +3,7 @@
     {"timestamps":["2021-02-17T06:00:00Z",...],
      "data":[{"hub":"HB_NORTH","prices":[8998.99,null,...]},...]}
 
-The pure-Python twin, ercot_fast/_jsonwrite_py.py, writes the same bytes and is
+The pure-Python twin, ercot_fast/kernels/_jsonwrite_py.py, writes the same bytes and is
 the test oracle. Everything is checked once in ``write_prices``; the cdef
 functions below trust their arguments.
 """
@@ -434,9 +434,9 @@ cdef class PriceTable:
     def __len__(self):
         return self._rows
 
-    def write(self, Py_ssize_t lo, Py_ssize_t hi, numbers, utc_offsets=None):
-        """The /api/prices body for rows [lo, hi) of the columns numbered in
-        ``numbers`` (in that order), as compact JSON bytes.
+    def write(self, Py_ssize_t lo, Py_ssize_t hi, column_indices, utc_offsets=None):
+        """The /api/prices body for rows [lo, hi) of the columns at
+        ``column_indices`` (in that order), as compact JSON bytes.
 
         utc_offsets: None (times written in UTC, "Z") or a 1-D C-contiguous
             int32 ndarray of hi - lo minutes east of UTC, one per row (times
@@ -447,7 +447,7 @@ cdef class PriceTable:
         """
         cdef const int32_t[::1] offsets
         cdef const int32_t* offsets_ptr = NULL
-        cdef Py_ssize_t n, bad, number, count = 0
+        cdef Py_ssize_t n, bad, index, count = 0
         cdef const int64_t* stamps
         cdef Column* column
         cdef Py_ssize_t bound
@@ -468,17 +468,17 @@ cdef class PriceTable:
                         f"timestamps[{lo + bad}] = {stamps[bad]} with utc_offsets[{bad}] = {offsets_ptr[bad]} "
                         "is out of range",
                         "local times must lie in years 0001..9999 and offsets within +-1439 minutes")
-        numbers = tuple(numbers)
-        for number in numbers:
-            if not 0 <= number < len(self._names_json):
-                raise KernelInputError(f"no column number {number} in a table of {len(self._names_json)}")
+        column_indices = tuple(column_indices)
+        for index in column_indices:
+            if not 0 <= index < len(self._names_json):
+                raise KernelInputError(f"no column {index} in a table of {len(self._names_json)}")
 
         # PERF: the answer is written straight into the bytes object that is
         # returned: sized for the worst case (pages never written are never
         # touched), then shrunk once. No scratch buffer, no copy.
         bound = 64 + n * MAX_STAMP_LEN
-        for number in numbers:
-            bound += len(<bytes>self._names_json[number]) + 24 + n * (1 + MAX_PRICE_LEN)
+        for index in column_indices:
+            bound += len(<bytes>self._names_json[index]) + 24 + n * (1 + MAX_PRICE_LEN)
         raw = _bytes_new(NULL, bound)   # NOTE: our own reference, dropped in finally
         try:
             out.data = _bytes_data(raw)
@@ -487,13 +487,13 @@ cdef class PriceTable:
             check(append(&out, b'{"timestamps":[', 15))
             check(write_stamps(&out, stamps, offsets_ptr, n))
             check(append(&out, b'],"data":[', 10))
-            for number in numbers:
-                name = <bytes>self._names_json[number]
+            for index in column_indices:
+                name = <bytes>self._names_json[index]
                 check(append(&out, b',{"hub":' if count else b'{"hub":', 8 if count else 7))
                 check(append(&out, name, len(name)))
                 check(append(&out, b',"prices":[', 11))
                 if n:
-                    column = &self._cols[number]
+                    column = &self._cols[index]
                     write_column(&out, column.values, column.validity, column.offset + lo, n)
                 check(append(&out, b']}', 2))
                 count += 1

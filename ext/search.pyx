@@ -1,7 +1,7 @@
 # cython: language_level=3
 """Range slicing over the store's sorted int64 timestamp column.
 
-Twin: ercot_fast/_search_py.py (same names, same results).
+Twin: ercot_fast/kernels/_search_py.py (same names, same results).
 """
 from libc.stdint cimport int64_t
 
@@ -10,24 +10,13 @@ import numpy as np
 from ercot_fast.errors import KernelInputError
 
 
-cdef Py_ssize_t bisect_left_i8(const int64_t* values, Py_ssize_t n, int64_t key) noexcept nogil:
-    """First index i with values[i] >= key (n when none)."""
+cdef inline Py_ssize_t bisect_i8(const int64_t* values, Py_ssize_t n, int64_t key, bint right) noexcept nogil:
+    """First index i with values[i] >= key, or with ``right`` values[i] > key
+    (n when none): numpy's searchsorted left and right."""
     cdef Py_ssize_t lo = 0, hi = n, mid
     while lo < hi:
         mid = lo + (hi - lo) // 2
-        if values[mid] < key:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-cdef Py_ssize_t bisect_right_i8(const int64_t* values, Py_ssize_t n, int64_t key) noexcept nogil:
-    """First index i with values[i] > key (n when none)."""
-    cdef Py_ssize_t lo = 0, hi = n, mid
-    while lo < hi:
-        mid = lo + (hi - lo) // 2
-        if values[mid] <= key:
+        if values[mid] < key or (right and values[mid] == key):
             lo = mid + 1
         else:
             hi = mid
@@ -50,6 +39,6 @@ def slice_bounds(timestamps, int64_t start, int64_t end):
     if n == 0 or start > end:
         return 0, 0
     with nogil:
-        lo = bisect_left_i8(&view[0], n, start)
-        hi = bisect_right_i8(&view[0], n, end)
+        lo = bisect_i8(&view[0], n, start, False)
+        hi = bisect_i8(&view[0], n, end, True)
     return lo, hi

@@ -23,13 +23,13 @@ def legacy_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def utc_store(utc_dir):
-    from ercot_fast.store import load_store
+    from ercot_fast.store.load import load_store
 
     return load_store(utc_dir)
 
 
 @pytest.fixture(scope="session")
 def client(utc_store):
-    from ercot_fast.api import create_app
+    from ercot_fast.api.app import create_app
 
     return testing.TestClient(create_app(utc_store, max_range_days=1000))

@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 from falcon import testing
 
-from ercot_fast.api import create_app
-from ercot_fast.store import load_store
+from ercot_fast.api.app import create_app
+from ercot_fast.store.load import load_store
 from reference_layout import CENTRAL, DA_CSV, RT_CSV, read_da_csv, read_rt_csv
 
 UTC = dt.timezone.utc
@@ -290,12 +290,12 @@ def test_wrong_method_is_405(client):
 
 
 def test_internal_fault_is_500_without_leaking(utc_store, monkeypatch, caplog):
-    from ercot_fast import query
+    from ercot_fast.render import json as json_render
 
     def broken(*args):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(query, "render_json", broken)
+    monkeypatch.setattr(json_render, "render_json", broken)
     client = testing.TestClient(create_app(utc_store))
     resp = get(client, start_date="2021-02-17", end_date="2021-02-17", hubs="HB_NORTH", price_type="da")
     assert_error(resp, 500)

@@ -11,9 +11,12 @@ import pyarrow.flight as flight
 import pytest
 
 from ercot_fast import client as ercot_client
-from ercot_fast import flight as ercot_flight
-from ercot_fast import query
-from ercot_fast.store import DAY_AHEAD, REAL_TIME_15MIN, load_store
+from ercot_fast.datasets import DAY_AHEAD, REAL_TIME_15MIN
+from ercot_fast.flight import server as ercot_flight
+from ercot_fast.flight import tickets
+from ercot_fast.query import run as query_run
+from ercot_fast.render import arrow
+from ercot_fast.store.load import load_store
 
 MAX_RANGE_DAYS = 1000  # as the HTTP `client` fixture of conftest.py
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
@@ -111,7 +114,7 @@ def test_list_flights_one_per_data_set_and_ercot_prices(fl, utc_store):
 def test_ercot_prices_is_day_ahead_long_all_points(fl, utc_store):
     by_path = fl.do_get(fl.get_flight_info(flight.FlightDescriptor.for_path("ercot_prices")).endpoints[0].ticket)
     ercot_prices = by_path.read_all()
-    day_ahead = fl.do_get(flight.Ticket(ercot_flight.dataset_ticket("day_ahead"))).read_all()
+    day_ahead = fl.do_get(flight.Ticket(tickets.dataset_ticket("day_ahead"))).read_all()
     assert ercot_prices.equals(day_ahead)
     hubs = ercot_prices.column("hub").unique().to_pylist()
     assert hubs == [p for p in utc_store.settlement_points if p in utc_store.datasets[DAY_AHEAD].columns]
@@ -265,14 +268,14 @@ def test_whole_data_set_tickets_take_hubs_and_layout(fl, utc_store):
 
 
 def test_batches_are_bounded_and_the_schema_comes_first(fl, server, utc_store, monkeypatch):
-    reader = fl.do_get(flight.Ticket(ercot_flight.dataset_ticket("day_ahead")))
+    reader = fl.do_get(flight.Ticket(tickets.dataset_ticket("day_ahead")))
     assert reader.schema.names == ["datetime", "hub", "price"]  # before any batch is read
     sizes = [chunk.data.num_rows for chunk in reader]
-    assert len(sizes) > 1 and max(sizes) <= ercot_flight.MAX_BATCH_ROWS
+    assert len(sizes) > 1 and max(sizes) <= arrow.MAX_BATCH_ROWS
     assert sum(sizes) == 22463 * 15
     # a small bound, to see the byte limit at work in both layouts
-    monkeypatch.setattr(ercot_flight, "MAX_BATCH_ROWS", 1000)
-    monkeypatch.setattr(ercot_flight, "MAX_BATCH_BYTES", 16 * 1024)
+    monkeypatch.setattr(arrow, "MAX_BATCH_ROWS", 1000)
+    monkeypatch.setattr(arrow, "MAX_BATCH_BYTES", 16 * 1024)
     for layout in ("wide", "long"):
         reader = fl.do_get(ticket(dataset="day_ahead", layout=layout))
         batches = [chunk.data for chunk in reader]
@@ -290,8 +293,8 @@ def _within(buffer, array):
 
 
 def parts(store, raw):
-    selection = ercot_flight.parse_ticket(raw, store)
-    return [table for table, _ in ercot_flight.result_parts(selection, ercot_flight.result_schema(selection))]
+    selection = tickets.parse_ticket(raw, store)
+    return [table for table, _ in arrow.result_parts(selection, arrow.result_schema(selection))]
 
 
 def test_no_copies_of_the_store(utc_store):
@@ -357,7 +360,7 @@ def test_server_fault_is_internal_and_not_leaked(fl, monkeypatch):
     def broken(store, checked):
         raise RuntimeError("secret detail")
 
-    monkeypatch.setattr(query, "run_query", broken)
+    monkeypatch.setattr(query_run, "run_query", broken)
     with pytest.raises(flight.FlightInternalError) as caught:
         pull(fl, **GOOD)
     assert "internal server error; the fault is logged on the server" in str(caught.value)
@@ -382,7 +385,7 @@ def test_actions(fl, client, utc_store):
     [described] = action(fl, "describe")
     assert described["datasets"]["day_ahead"]["rows"] == 22463
     assert described["datasets"]["real_time_15min"]["interval_minutes"] == 15
-    assert described["max_batch_rows"] == ercot_flight.MAX_BATCH_ROWS
+    assert described["max_batch_rows"] == arrow.MAX_BATCH_ROWS
     assert described["max_range_days"] == MAX_RANGE_DAYS
     with pytest.raises(pa.ArrowKeyError, match="unknown action 'reboot'; use one of healthcheck"):
         action(fl, "reboot")

@@ -26,8 +26,9 @@ import pytest
 
 from ercot_fast import timeutil
 from ercot_fast.cli import build_parser
+from ercot_fast.errors import IngestError
 from ercot_fast.ingest import formats, ingest, layout, validation
-from ercot_fast.store import load_store
+from ercot_fast.store.load import load_store
 from reference_layout import CENTRAL, DA_CSV, RT_CSV, SHARED_DATA, interval_start, ms, read_da_csv, read_rt_csv, utc_ms
 from serving import ERCOT_FAST, Served, fetch, free_port
 
@@ -716,7 +717,7 @@ def test_sigkill_at_random_moments_leaves_a_readable_store(tmp_path, old_and_new
 
 def test_one_ingest_at_a_time(tmp_path):
     with layout.locked(tmp_path):
-        with pytest.raises(layout.IngestError, match="another ingest is running"):
+        with pytest.raises(IngestError, match="another ingest is running"):
             ingest([DA_MONTHLY / "dam_spp_hub_lz_2020-02.csv"], tmp_path)
 
 
@@ -799,7 +800,7 @@ def test_cli_ingest_then_serve_and_query_over_http(tmp_path, served):
     answer = get_prices(service, "start_date=2020-11-01&end_date=2020-11-01&hubs=HB_NORTH,LZ_WEST&price_type=day_ahead")
     oracle = as_ms(read_da_csv(DA_CSV[2020]))
     day = sorted(t for t, p in oracle if p == "HB_NORTH" and utc_ms(2020, 11, 1, 5) <= t < utc_ms(2020, 11, 2, 6))
-    assert answer["timestamps"] == [validation.instant_name(t) for t in day]
+    assert answer["timestamps"] == [timeutil.format_instant(t) for t in day]
     assert answer["data"][0]["prices"] == [oracle[t, "HB_NORTH"] for t in day]
     assert answer["data"][1]["prices"] == [oracle[t, "LZ_WEST"] for t in day]
     query = "start_date=2021-02-17&end_date=2021-02-17&hubs=HB_NORTH&price_type=rt&resolution=15min"

@@ -17,11 +17,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ercot_fast import _jsonwrite_py as twin
+from ercot_fast.kernels import _jsonwrite_py as twin
 from ercot_fast.errors import KernelInputError
 from kernel_params import kernel_and_twin
 
-IMPLEMENTATIONS = kernel_and_twin("ercot_fast._jsonwrite", "ercot_fast._jsonwrite_py")
+IMPLEMENTATIONS = kernel_and_twin("ercot_fast.kernels._jsonwrite", "ercot_fast.kernels._jsonwrite_py")
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ercot"
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_jsonwrite.py"
 CHICAGO = ZoneInfo("America/Chicago")

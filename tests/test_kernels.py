@@ -12,23 +12,23 @@ from ercot_fast import kernels
 def test_every_compiled_kernel_loaded():
     assert kernels.COMPILED and all(kernels.COMPILED.values()), kernels.COMPILED
     assert type(kernels.slice_bounds).__name__ == "cython_function_or_method"
-    assert kernels.PriceTable.__module__ == "ercot_fast._jsonwrite"
+    assert kernels.PriceTable.__module__ == "ercot_fast.kernels._jsonwrite"
 
 
 def test_a_missing_kernel_fails_when_required(monkeypatch):
     real_import = importlib.import_module
 
     def without_compiled(name):
-        if name == "ercot_fast._search":
+        if name == "ercot_fast.kernels._search":
             raise ImportError("not built")
         return real_import(name)
 
-    monkeypatch.setitem(kernels.COMPILED, "ercot_fast._search", kernels.COMPILED["ercot_fast._search"])
+    monkeypatch.setitem(kernels.COMPILED, "ercot_fast.kernels._search", kernels.COMPILED["ercot_fast.kernels._search"])
     monkeypatch.setattr(importlib, "import_module", without_compiled)
     monkeypatch.setenv("ERCOT_FAST_REQUIRE_EXT", "1")
     with pytest.raises(ImportError, match="ERCOT_FAST_REQUIRE_EXT=1"):
-        kernels._load("ercot_fast._search")
+        kernels._load("ercot_fast.kernels._search")
     monkeypatch.setenv("ERCOT_FAST_REQUIRE_EXT", "0")
-    module = kernels._load("ercot_fast._search")
-    assert module.__name__ == "ercot_fast._search_py"
-    assert kernels.COMPILED["ercot_fast._search"] is False
+    module = kernels._load("ercot_fast.kernels._search")
+    assert module.__name__ == "ercot_fast.kernels._search_py"
+    assert kernels.COMPILED["ercot_fast.kernels._search"] is False

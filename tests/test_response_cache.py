@@ -5,10 +5,11 @@ import pyarrow.parquet as pq
 import pytest
 from falcon import testing
 
-from ercot_fast import query
-from ercot_fast.api import create_app
-from ercot_fast.response_cache import ParsedQueries, ResponseCache
-from ercot_fast.store import load_store
+from ercot_fast.api.app import create_app
+from ercot_fast.api.fastpath import ANSWERED_BY, FALCON, FAST_PATH
+from ercot_fast.api.response_cache import ParsedQueries, ResponseCache
+from ercot_fast.render import json as json_render
+from ercot_fast.store.load import load_store
 
 TILE = "start_date=2021-02-10&end_date=2021-02-16&hubs=HB_NORTH,HB_WEST&price_type=day_ahead"
 
@@ -16,13 +17,13 @@ TILE = "start_date=2021-02-10&end_date=2021-02-16&hubs=HB_NORTH,HB_WEST&price_ty
 @pytest.fixture
 def render_calls(monkeypatch):
     calls = []
-    original = query.render_json
+    original = json_render.render_json
 
     def counting(*args):
         calls.append(args)
         return original(*args)
 
-    monkeypatch.setattr(query, "render_json", counting)
+    monkeypatch.setattr(json_render, "render_json", counting)
     return calls
 
 
@@ -93,26 +94,79 @@ def test_equivalent_spellings_render_once(utc_store, render_calls):
     assert len(render_calls) == 1
 
 
+def recording_layer(seen):
+    """A seam layer that records (path, status, which path answered) of every request."""
+
+    def layer(app):
+        def recorded(environ, start_response):
+            def start(status, headers, exc_info=None):
+                seen.append((environ["PATH_INFO"], status[:3], environ.get(ANSWERED_BY)))
+                return start_response(status, headers, exc_info)
+
+            return app(environ, start)
+
+        return recorded
+
+    return layer
+
+
 @pytest.mark.parametrize("cache_mb", [64, 0])
 @pytest.mark.parametrize("origin", [{}, {"Origin": "https://dash.example"}])
-def test_fast_path_answers_as_falcon_does(utc_store, monkeypatch, cache_mb, origin):
+def test_fast_path_answers_as_falcon_does(utc_store, cache_mb, origin):
     """A repeated poll is answered in front of Falcon, byte for byte and header
-    for header as the Falcon resource answered it the first time."""
-    app = create_app(utc_store, cache_mb=cache_mb)
-    client = testing.TestClient(app)
+    for header as the Falcon resource answered it the first time; both pass
+    the seam."""
+    seen = []
+    client = testing.TestClient(create_app(utc_store, cache_mb=cache_mb, layers=[recording_layer(seen)]))
     first = client.simulate_get("/api/prices", query_string=TILE, headers=origin)
-    falcon_calls = []
-    falcon_app = app._app
-    monkeypatch.setattr(app, "_app", lambda *args: falcon_calls.append(1) or falcon_app(*args))
     again = client.simulate_get("/api/prices", query_string=TILE, headers=origin)
-    assert falcon_calls == []  # answered by the fast path
+    assert seen == [("/api/prices", "200", FALCON), ("/api/prices", "200", FAST_PATH)]
     assert (again.status, again.content) == (first.status, first.content)
     assert sorted(again.headers.items()) == sorted(first.headers.items())
-    # conditional requests, new queries and other routes still go through Falcon
+    # conditional requests, new queries, errors and other routes still go through Falcon
     client.simulate_get("/api/prices", query_string=TILE, headers={"If-None-Match": again.headers["etag"]})
     client.simulate_get("/api/prices", query_string=TILE + "&tz=UTC")
+    client.simulate_get("/api/prices", query_string="price_type=nope")
     client.simulate_get("/api/health")
-    assert falcon_calls == [1, 1, 1]
+    assert seen[2:] == [
+        ("/api/prices", "304", FALCON),
+        ("/api/prices", "200", FALCON),
+        ("/api/prices", "400", FALCON),
+        ("/api/health", "200", FALCON),
+    ]
+
+
+def test_layers_wrap_in_order_and_see_cors(utc_store):
+    """Layers compose outermost first, inside CORS: the seam's outermost layer,
+    so that answers a layer gives itself (a 401, a 429) carry CORS headers too."""
+    order = []
+
+    def named(name):
+        def layer(app):
+            def call(environ, start_response):
+                order.append(name)
+                return app(environ, start_response)
+
+            return call
+
+        return layer
+
+    headers_seen = []
+
+    def headers_layer(app):
+        def call(environ, start_response):
+            def start(status, headers, exc_info=None):
+                headers_seen.append(dict(headers))
+                return start_response(status, headers, exc_info)
+
+            return app(environ, start)
+
+        return call
+
+    client = testing.TestClient(create_app(utc_store, layers=[named("outer"), named("inner"), headers_layer]))
+    resp = client.simulate_get("/api/health", headers={"Origin": "https://dash.example"})
+    assert order == ["outer", "inner"] and resp.headers["access-control-allow-origin"] == "*"
+    assert "access-control-allow-origin" not in headers_seen[0]  # added outside the layers
 
 
 def test_bad_queries_are_never_remembered(client):

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from ercot_fast.errors import KernelInputError
 from kernel_params import kernel_and_twin
 
-IMPLEMENTATIONS = kernel_and_twin("ercot_fast._search", "ercot_fast._search_py")
+IMPLEMENTATIONS = kernel_and_twin("ercot_fast.kernels._search", "ercot_fast.kernels._search_py")
 
 
 def brute_force(values, start, end):

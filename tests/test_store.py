@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ercot_fast.errors import DataLoadError
-from ercot_fast.store import load_store
+from ercot_fast.store.load import load_store
 from reference_layout import CENTRAL, DA_CSV, RT_CSV, ms, read_da_csv, read_rt_csv, utc_ms
 
 UTC = dt.timezone.utc

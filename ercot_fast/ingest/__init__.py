@@ -30,9 +30,9 @@ import time
 import numpy as np
 import pyarrow as pa
 
-from ercot_fast import store
+from ercot_fast import datasets, timeutil
 from ercot_fast.ingest import formats, layout, sources, validation
-from ercot_fast.ingest.layout import IngestError
+from ercot_fast.errors import IngestError
 
 __all__ = ["ingest", "IngestError", "FLUSH_ROWS"]
 
@@ -51,7 +51,7 @@ def ingest(paths, data_dir, settlement_points=None, progress=False, flush_rows=F
     not exist or another ingest holds the data directory.
     """
     with layout.locked(data_dir):
-        inputs = sources.expand(paths, skip=f"{data_dir}/{layout.LAYOUT_DIR}")
+        inputs = sources.expand(paths, skip=f"{data_dir}/{datasets.INGEST_DIR}")
         report = validation.Report(data_dir, paths)
         run = _Run(data_dir, report, settlement_points, flush_rows)
         bar = validation.Progress(sum(i.size for i in inputs), enabled=progress)
@@ -68,7 +68,7 @@ def ingest(paths, data_dir, settlement_points=None, progress=False, flush_rows=F
         bar.close()
         report.finish(data_dir)
         if settlement_points:
-            seen = report.datasets[store.DAY_AHEAD].series | report.datasets[store.REAL_TIME_15MIN].series
+            seen = report.datasets[datasets.DAY_AHEAD].series | report.datasets[datasets.REAL_TIME_15MIN].series
             report.settlement_points_not_found = sorted(set(settlement_points) - seen)
             if report.settlement_points_not_found:
                 log.warning("--settlement-points not in the input: %s", ", ".join(report.settlement_points_not_found))
@@ -88,8 +88,8 @@ class _Run:
         self.batcher = sources.Batcher(self.parse_batch)
         self.reader = sources.Reader(self.batcher, report)
         self.progress = None
-        self.series = {name: {} for name in layout.DATASETS}  # data set -> series name -> code
-        self.held = {name: [] for name in layout.DATASETS}
+        self.series = {name: {} for name in datasets.INGESTED_DATASETS}  # data set -> series name -> code
+        self.held = {name: [] for name in datasets.INGESTED_DATASETS}
         self.held_rows = 0
         self.flushing = False
 
@@ -135,7 +135,7 @@ class _Run:
             for example, i in zip(examples, outside):
                 example.update(
                     series=parsed.series[parsed.series_codes[i]],
-                    interval_start=validation.instant_name(parsed.instants[i]),
+                    interval_start=timeutil.format_instant(parsed.instants[i]),
                     price=float(parsed.prices[i]),
                 )
             dataset.out_of_bounds.add(len(outside), examples)
@@ -157,7 +157,7 @@ class _Run:
         self.flushing = True
         try:
             self.batcher.drain()
-            for name in layout.DATASETS:
+            for name in datasets.INGESTED_DATASETS:
                 if self.held[name]:
                     self._merge(name, [np.concatenate(parts) for parts in zip(*self.held[name])])
                     self.held[name] = []
@@ -192,7 +192,7 @@ class _Run:
                 [
                     {
                         "series": series[codes[i]],
-                        "interval_start": validation.instant_name(instants[i]),
+                        "interval_start": timeutil.format_instant(instants[i]),
                         "prices": [float(prices[i]), float(prices[kept_at[i]])],
                         "files": [self.reader.sources[ranks[i]], self.reader.sources[ranks[kept_at[i]]]],
                         "kept": float(prices[kept_at[i]]),
@@ -214,7 +214,7 @@ class _Run:
             dataset.added += added
             dataset.unchanged += unchanged
             for day, count in sorted(changed.items()):
-                log.info("%s %s: %d values replaced by re-published prices", name, layout.day_name(day), count)
+                log.info("%s %s: %d values replaced by re-published prices", name, timeutil.day_name(day), count)
                 dataset.changed[day] += count
             if written:
                 log.info("%s: wrote %s (%d values added, %d changed)", name, path, added, sum(changed.values()))

@@ -28,11 +28,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from ercot_fast import store, timeutil
+from ercot_fast import datasets, timeutil
 
 _UTC = dt.timezone.utc
-_HOUR = timeutil.MS_PER_HOUR
-_QUARTER = 15 * timeutil.MS_PER_MINUTE
+_QUARTER_HOUR_MS = datasets.INTERVAL_MS[datasets.REAL_TIME_15MIN]
 
 # Rejection reasons; a row gets the first that applies, in this order.
 MALFORMED = "malformed row (wrong number of fields)"
@@ -124,20 +123,20 @@ def recognise(header_line):
 
     if "ancillarytype" in at:
         return pick(
-            "NP4-188-CD", store.ANCILLARY_SERVICES, ("deliverydate", "hourending", "mcpc"),
+            "NP4-188-CD", datasets.ANCILLARY_SERVICES, ("deliverydate", "hourending", "mcpc"),
             date="deliverydate", hour="hourending", interval=None, series="ancillarytype", series_type=None,
             price="mcpc",
         )
     if "deliveryinterval" in at:
         return pick(
-            "NP6-785-ER" if historical else "NP6-905-CD", store.REAL_TIME_15MIN,
+            "NP6-785-ER" if historical else "NP6-905-CD", datasets.REAL_TIME_15MIN,
             ("deliverydate", "deliveryhour", "settlementpointname", "settlementpointprice"),
             date="deliverydate", hour="deliveryhour", interval="deliveryinterval",
             series="settlementpointname", series_type="settlementpointtype", price="settlementpointprice",
         )
     if "settlementpoint" in at or "hourending" in at:
         return pick(
-            "NP4-180-ER" if historical else "NP4-190-CD", store.DAY_AHEAD,
+            "NP4-180-ER" if historical else "NP4-190-CD", datasets.DAY_AHEAD,
             ("deliverydate", "hourending", "settlementpoint", "settlementpointprice"),
             date="deliverydate", hour="hourending", interval=None, series="settlementpoint", series_type=None,
             price="settlementpointprice",
@@ -228,7 +227,7 @@ def parse(fmt, data, settlement_points=None, use_threads=True):
     where = (date_codes.astype(np.int64) * 25 + hours[hour_codes]) * 2 + np.maximum(flags, 0)[flag_codes]
     starts = starts_by_date[where]
     if interval_codes is not None:
-        starts += (intervals[interval_codes] - 1) * _QUARTER  # NOTE: sentinels stay far below any instant
+        starts += (intervals[interval_codes] - 1) * _QUARTER_HOUR_MS  # NOTE: sentinels stay far below any instant
     prices, empty, bad = _prices(table.column(names[fmt.price]).combine_chunks())
 
     suspect = starts < _NOT_REPEATED_MS + _SENTINEL_SPAN
@@ -244,7 +243,7 @@ def parse(fmt, data, settlement_points=None, use_threads=True):
         codes, texts = _dictionary(table.column(names[fmt.series_type]))
         skip = np.array([t.strip().upper().endswith("EW") for t in texts] or [False])[codes]
         skipped[ENERGY_WEIGHTED] = int(skip.sum())
-    if settlement_points is not None and fmt.dataset != store.ANCILLARY_SERVICES:
+    if settlement_points is not None and fmt.dataset != datasets.ANCILLARY_SERVICES:
         unwanted = np.array([s not in settlement_points for s in unique_names] or [True])[series_codes]
         skipped[FILTERED] = int((unwanted if skip is None else unwanted & ~skip).sum())
         skip = unwanted if skip is None else skip | unwanted
@@ -320,12 +319,10 @@ def _parse_date(text):
             if not match:
                 return _NO_DAY
             year, month, day = (int(g) for g in match.groups())
-        return dt.date(year, month, day).toordinal() - _EPOCH_ORDINAL
+        return timeutil.day_number(dt.date(year, month, day))
     except ValueError:
         return _NO_DAY
 
-
-_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 
 
 def _parse_int(text, highest, pattern):
@@ -351,10 +348,10 @@ def _hour_starts(day):
     starts = np.full((25, 2), _NOT_REPEATED_MS, dtype=np.int64)
     if day == _NO_DAY:
         return starts
-    date = dt.date.fromordinal(day + _EPOCH_ORDINAL)
+    date = timeutil.day_date(day)
     midnight = timeutil.market_day_start(date)
-    if timeutil.market_day_start(date + dt.timedelta(days=1)) - midnight == 24 * _HOUR:
-        starts[1:, 0] = midnight + np.arange(24, dtype=np.int64) * _HOUR
+    if timeutil.market_day_start(date + dt.timedelta(days=1)) - midnight == 24 * timeutil.MS_PER_HOUR:
+        starts[1:, 0] = midnight + np.arange(24, dtype=np.int64) * timeutil.MS_PER_HOUR
         return starts
     # A DST day: ask zoneinfo about each of its hours.
     for hour_ending in range(1, 25):

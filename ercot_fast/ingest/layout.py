@@ -5,7 +5,7 @@ sets ``day_ahead`` (hourly), ``real_time_15min`` and ``ancillary_services``
 (hourly): one file per Central market month, ``datetime_ts`` as
 ``timestamp[ms, tz=UTC]`` (the true UTC start of each interval, sorted,
 unique), then one float64 column per settlement point or ancillary service
-(null where ERCOT published nothing). ``ercot_fast.store`` reads these files
+(null where ERCOT published nothing). ``ercot_fast.store.load`` reads these files
 with the highest precedence (see its docstring); real-time hourly means are
 computed there from the 15-minute file.
 
@@ -15,7 +15,6 @@ is fsynced. A reader, or a crash, sees the old file or the new one, never a
 torn one. Temporaries of a killed run are removed by the next run.
 """
 import contextlib
-import datetime as dt
 import errno
 import fcntl
 import logging
@@ -27,27 +26,21 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ercot_fast import store
+from ercot_fast import datasets
+from ercot_fast.errors import IngestError
 from ercot_fast.files import write_atomically
 
 log = logging.getLogger(__name__)
 
-LAYOUT_DIR = "ercot_fast"
-DATASETS = (store.DAY_AHEAD, store.REAL_TIME_15MIN, store.ANCILLARY_SERVICES)
 TIME_TYPE = pa.timestamp("ms", tz="UTC")
 METADATA = {b"ercot_fast.layout": b"ingest-v1"}
 _LOCK_NAME = ".ingest.lock"
-_EPOCH = dt.date(1970, 1, 1)
-
-
-class IngestError(Exception):
-    """A run that cannot start (a missing input, a locked data directory)."""
 
 
 def partition_path(data_dir, dataset, month):
     """The file of ``dataset`` for ``month`` (months since 1970-01)."""
     year, month0 = divmod(int(month), 12)
-    return Path(data_dir) / LAYOUT_DIR / dataset / f"{dataset}_{1970 + year:04d}_{month0 + 1:02d}.parquet"
+    return Path(data_dir) / datasets.partition_name(dataset, 1970 + year, month0 + 1)
 
 
 def months_of_days(days):
@@ -55,20 +48,11 @@ def months_of_days(days):
     return np.asarray(days).astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
 
 
-def day_date(day):
-    """The date of a market day given as days since 1970-01-01."""
-    return _EPOCH + dt.timedelta(days=int(day))
-
-
-def day_name(day):
-    return day_date(day).isoformat()
-
-
 @contextlib.contextmanager
 def locked(data_dir):
     """Hold the data directory's ingest lock (one ingest at a time) and clear
     the temporaries a killed run left behind."""
-    root = Path(data_dir) / LAYOUT_DIR
+    root = Path(data_dir) / datasets.INGEST_DIR
     root.mkdir(parents=True, exist_ok=True)
     with open(root / _LOCK_NAME, "a+b") as lock:
         try:
@@ -161,4 +145,4 @@ def write_partition(path, dataset, times, columns):
 
 def partitions(data_dir, dataset):
     """Existing partition files of a data set, in time order."""
-    return sorted((Path(data_dir) / LAYOUT_DIR / dataset).glob(f"{dataset}_[0-9][0-9][0-9][0-9]_[0-9][0-9].parquet"))
+    return sorted((Path(data_dir) / datasets.INGEST_DIR / dataset).glob(datasets.partition_glob(dataset)))

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ercot_fast.ingest import formats
-from ercot_fast.ingest.layout import IngestError
+from ercot_fast.errors import IngestError
 
 BLOCK_BYTES = 16 << 20
 BATCH_BYTES = 8 << 20

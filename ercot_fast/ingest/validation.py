@@ -7,29 +7,24 @@ day, and, over the market days the run touched, the intervals the store still
 lacks (whole intervals, and per series).
 """
 import collections
-import datetime as dt
 import json
 import sys
 import time
 
 import numpy as np
 
-from ercot_fast import store, timeutil
+from ercot_fast import datasets, timeutil
 from ercot_fast.ingest import layout
 
 # Plausible price bounds, for flagging only (nothing is rejected for its size).
 # Energy: ERCOT's offer floor (-$251/MWh) to above the highest system-wide
 # offer cap with real-time adders (Winter Storm Uri reached $9,315/MWh).
 PLAUSIBLE = {
-    store.DAY_AHEAD: (-251.0, 10_000.0),
-    store.REAL_TIME_15MIN: (-251.0, 10_000.0),
-    store.ANCILLARY_SERVICES: (0.0, 10_000.0),
+    datasets.DAY_AHEAD: (-251.0, 10_000.0),
+    datasets.REAL_TIME_15MIN: (-251.0, 10_000.0),
+    datasets.ANCILLARY_SERVICES: (0.0, 10_000.0),
 }
 EXAMPLES = 20  # examples kept per reason / check
-
-
-def instant_name(ms):
-    return dt.datetime.fromtimestamp(int(ms) / 1000, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class _Examples:
@@ -96,10 +91,10 @@ class DatasetReport:
             "covered": None
             if self.first is None
             else {
-                "first_interval_start": instant_name(self.first),
-                "last_interval_start": instant_name(self.last),
-                "first_day": layout.day_name(min(self.days)),
-                "last_day": layout.day_name(max(self.days)),
+                "first_interval_start": timeutil.format_instant(self.first),
+                "last_interval_start": timeutil.format_instant(self.last),
+                "first_day": timeutil.day_name(min(self.days)),
+                "last_day": timeutil.day_name(max(self.days)),
                 "days": len(self.days),
                 "series": len(self.series),
             },
@@ -108,7 +103,7 @@ class DatasetReport:
             "duplicate_intervals": {**self.duplicates.to_json(), "conflicting": self.conflicting_duplicates},
             "out_of_bounds": {"bounds": [low, high], **self.out_of_bounds.to_json()},
             "values": {"added": self.added, "changed": sum(self.changed.values()), "unchanged": self.unchanged},
-            "corrections": [{"day": layout.day_name(d), "values_changed": n} for d, n in sorted(self.changed.items())],
+            "corrections": [{"day": timeutil.day_name(d), "values_changed": n} for d, n in sorted(self.changed.items())],
             "files_written": self.files_written,
             "files_unchanged": self.files_unchanged,
             "store": self.store_range,
@@ -129,7 +124,7 @@ class Report:
         self.unreadable = []
         self.unrecognised = []
         self.settlement_points_not_found = []
-        self.datasets = {name: DatasetReport(name) for name in layout.DATASETS}
+        self.datasets = {name: DatasetReport(name) for name in datasets.INGESTED_DATASETS}
 
     def add_unreadable(self, name, error):
         self.unreadable.append({"file": name, "error": str(error)})
@@ -145,7 +140,7 @@ class Report:
         days = np.fromiter(dataset.days, dtype=np.int64, count=len(dataset.days))
         days = np.sort(days[layout.months_of_days(days) == month])
         if len(days):
-            dataset.months[month] = _missing_in(days, times, columns, dataset.series, store.INTERVAL_MS[name])
+            dataset.months[month] = _missing_in(days, times, columns, dataset.series, datasets.INTERVAL_MS[name])
 
     def finish(self, data_dir):
         """Sum the months' missing intervals; read the stored range."""
@@ -155,24 +150,24 @@ class Report:
                 first, last = (layout.read_times(f) for f in (files[0], files[-1]))
                 if len(first) and len(last):
                     dataset.store_range = {
-                        "first_interval_start": instant_name(first[0]),
-                        "last_interval_start": instant_name(last[-1]),
+                        "first_interval_start": timeutil.format_instant(first[0]),
+                        "last_interval_start": timeutil.format_instant(last[-1]),
                         "files": len(files),
                     }
             gaps = {}
             for month in sorted(dataset.months):
                 missing, month_gaps = dataset.months[month]
                 if len(missing):
-                    dataset.missing.add(len(missing), [instant_name(m) for m in missing[:EXAMPLES]])
+                    dataset.missing.add(len(missing), [timeutil.format_instant(m) for m in missing[:EXAMPLES]])
                     wallclock_days = timeutil.central_wallclock(missing) // timeutil.MS_PER_DAY
                     for day, count in zip(*np.unique(wallclock_days, return_counts=True)):
                         if len(dataset.missing_by_day) < 100:
-                            dataset.missing_by_day[layout.day_name(day)] = int(count)
+                            dataset.missing_by_day[timeutil.day_name(day)] = int(count)
                 for series, (n, first_gap, last_gap) in month_gaps.items():
                     total, low, high = gaps.get(series, (0, first_gap, last_gap))
                     gaps[series] = (total + n, min(low, first_gap), max(high, last_gap))
             dataset.series_gaps = {
-                series: {"missing": n, "first": instant_name(a), "last": instant_name(b)}
+                series: {"missing": n, "first": timeutil.format_instant(a), "last": timeutil.format_instant(b)}
                 for series, (n, a, b) in sorted(gaps.items(), key=lambda item: (-item[1][0], item[0]))[:50]
             }
 
@@ -180,7 +175,7 @@ class Report:
         return {
             "data_dir": self.data_dir,
             "inputs": self.inputs,
-            "started": instant_name(self.started * 1000),
+            "started": timeutil.format_instant(int(self.started) * 1000),
             "seconds": self.seconds,
             "files": self.files,
             "csv_streams": self.csv_streams,
@@ -207,9 +202,9 @@ class Report:
             lines.append(f"{name} ({reports}):")
             if d.first is not None:
                 lines.append(
-                    f"  covered {layout.day_name(min(d.days))} .. {layout.day_name(max(d.days))} "
+                    f"  covered {timeutil.day_name(min(d.days))} .. {timeutil.day_name(max(d.days))} "
                     f"({len(d.days)} market days, {len(d.series)} series), "
-                    f"intervals {instant_name(d.first)} .. {instant_name(d.last)}"
+                    f"intervals {timeutil.format_instant(d.first)} .. {timeutil.format_instant(d.last)}"
                 )
             lines.append(
                 f"  rows: {d.rows_read} read, {d.rows_accepted} accepted, "
@@ -226,7 +221,7 @@ class Report:
             )
             if d.changed:
                 days = sorted(d.changed.items())
-                shown = ", ".join(f"{layout.day_name(day)} ({n})" for day, n in days[:10])
+                shown = ", ".join(f"{timeutil.day_name(day)} ({n})" for day, n in days[:10])
                 lines.append(f"    re-published: {shown}{' ...' if len(days) > 10 else ''}")
             lines.append(
                 f"  missing intervals on those days: {d.missing.count}; duplicate intervals in the input: "
@@ -256,8 +251,8 @@ def _missing_in(days, times, columns, series, interval_ms):
     expected = np.concatenate(
         [
             np.arange(
-                timeutil.market_day_start(layout.day_date(d)),
-                timeutil.market_day_start(layout.day_date(d + 1)),
+                timeutil.market_day_start(timeutil.day_date(d)),
+                timeutil.market_day_start(timeutil.day_date(d + 1)),
                 interval_ms,
                 dtype=np.int64,
             )

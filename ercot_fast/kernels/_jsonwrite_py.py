@@ -4,18 +4,17 @@ extension is not built, so it favours plain correctness over speed.
 """
 import json
 import math
-from datetime import datetime, timedelta
+from datetime import datetime, timezone
 
 import numpy as np
 import pyarrow as pa
 
+from ercot_fast import timeutil
 from ercot_fast.errors import KernelInputError
 
-_EPOCH = datetime(1970, 1, 1)
-_MILLISECOND = timedelta(milliseconds=1)
 # Local times must fall in years 0001..9999, as datetime allows.
-_MIN_LOCAL_MS = (datetime.min - _EPOCH) // _MILLISECOND
-_MAX_LOCAL_MS = (datetime.max - _EPOCH) // _MILLISECOND
+_MIN_LOCAL_MS = timeutil.to_ms(datetime.min.replace(tzinfo=timezone.utc))
+_MAX_LOCAL_MS = timeutil.to_ms(datetime.max.replace(tzinfo=timezone.utc))
 _MAX_OFFSET_MIN = 24 * 60 - 1
 
 
@@ -42,26 +41,26 @@ class PriceTable:
     def __len__(self):
         return len(self.timestamps)
 
-    def write(self, lo, hi, numbers, utc_offsets=None):
-        """The /api/prices body for rows [lo, hi) of the columns numbered in ``numbers``."""
+    def write(self, lo, hi, column_indices, utc_offsets=None):
+        """The /api/prices body for rows [lo, hi) of the columns at ``column_indices``."""
         if not 0 <= lo <= hi <= len(self):
             raise KernelInputError(f"rows [{lo}, {hi}) are not within the table's {len(self)}")
         n = hi - lo
         if utc_offsets is not None:
             _check_array(utc_offsets, np.int32, "utc_offsets", n)
-        numbers = tuple(numbers)
-        for number in numbers:
-            if not 0 <= number < len(self.names):
-                raise KernelInputError(f"no column number {number} in a table of {len(self.names)}")
+        column_indices = tuple(column_indices)
+        for index in column_indices:
+            if not 0 <= index < len(self.names):
+                raise KernelInputError(f"no column {index} in a table of {len(self.names)}")
         offsets = [None] * n if utc_offsets is None else utc_offsets.tolist()
         stamps = [_stamp(ms, offset) for ms, offset in zip(self.timestamps[lo:hi].tolist(), offsets)]
         series = [
             '{"hub":'
-            + json.dumps(self.names[number])
+            + json.dumps(self.names[index])
             + ',"prices":['
-            + ",".join(map(_price, self._columns[number].slice(lo, n).to_pylist()))
+            + ",".join(map(_price, self._columns[index].slice(lo, n).to_pylist()))
             + "]}"
-            for number in numbers
+            for index in column_indices
         ]
         return ('{"timestamps":[' + ",".join(stamps) + '],"data":[' + ",".join(series) + "]}").encode()
 
@@ -81,12 +80,7 @@ def _stamp(ms, offset):
             f"timestamp {ms} with utc offset {offset} is out of range",
             "local times must lie in years 0001..9999 and offsets within +-1439 minutes",
         )
-    local = _EPOCH + local_ms * _MILLISECOND
-    text = local.isoformat(timespec="milliseconds" if local_ms % 1000 else "seconds")
-    if offset is None:
-        return f'"{text}Z"'
-    hours, minutes = divmod(abs(offset), 60)
-    return f'"{text}{"-" if offset < 0 else "+"}{hours:02d}:{minutes:02d}"'
+    return f'"{timeutil.format_instant(ms, offset)}"'
 
 
 def _price(value):

@@ -1,8 +1,5 @@
-"""The memory-resident price store, loaded once at startup from a data directory.
-
-Per data set the store holds a sorted, de-duplicated int64 array of interval
-start instants (ms since the epoch, UTC) and one float64 Arrow array per
-settlement point or product (null where ERCOT published no price).
+"""Load a data directory's price files into a Store: per data set, merged,
+sorted UTC arrays.
 
 Precedence rule (documented in README): several files can hold the same
 instant. For each series and instant the value comes from the file of highest
@@ -24,118 +21,41 @@ import ctypes
 import dataclasses
 import hashlib
 import logging
-import re
 import time
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from ercot_fast import kernels, timeutil
-from ercot_fast.errors import DataLoadError
+from ercot_fast import timeutil
+from ercot_fast.datasets import (
+    ANCILLARY_SERVICES,
+    COMBINED_ANNUAL,
+    COMBINED_MONTHLY,
+    COMBINED_PREFIXES,
+    DAY_AHEAD,
+    FLATTENED,
+    INGESTED,
+    INTERVAL_MS,
+    REAL_TIME,
+    REAL_TIME_15MIN,
+    SYNTHETIC_KEY,
+)
+from ercot_fast.store import sources
+from ercot_fast.store.model import Dataset, Store
 
 log = logging.getLogger(__name__)
 
-DAY_AHEAD = "day_ahead"
-REAL_TIME = "real_time"  # hourly
-REAL_TIME_15MIN = "real_time_15min"
-ANCILLARY_SERVICES = "ancillary_services"
-DATASETS = (DAY_AHEAD, REAL_TIME, REAL_TIME_15MIN, ANCILLARY_SERVICES)
-INTERVAL_MS = {
-    DAY_AHEAD: timeutil.MS_PER_HOUR,
-    REAL_TIME: timeutil.MS_PER_HOUR,
-    REAL_TIME_15MIN: 15 * timeutil.MS_PER_MINUTE,
-    ANCILLARY_SERVICES: timeutil.MS_PER_HOUR,
-}
-AS_PRODUCTS = ("ECRS", "NSPIN", "REGDN", "REGUP", "RRS")
-SYNTHETIC_KEY = b"ercot_fast.synthetic"
 
-# file pattern -> (kind rank, data set of the file's price columns or None for combined)
-_INGESTED = 4
-_FLATTENED = 3
-_COMBINED_ANNUAL = 2
-_COMBINED_MONTHLY = 1
-_FILE_KINDS = (
-    (re.compile(r"ercot_fast/day_ahead/day_ahead_(\d{4})_(\d{2})\.parquet"), _INGESTED, DAY_AHEAD),
-    (re.compile(r"ercot_fast/real_time_15min/real_time_15min_(\d{4})_(\d{2})\.parquet"), _INGESTED, REAL_TIME_15MIN),
-    (
-        re.compile(r"ercot_fast/ancillary_services/ancillary_services_(\d{4})_(\d{2})\.parquet"),
-        _INGESTED,
-        ANCILLARY_SERVICES,
-    ),
-    (re.compile(r"flattened/DA_prices_(\d{4})\.parquet"), _FLATTENED, DAY_AHEAD),
-    (re.compile(r"flattened/RT_prices_15min_(\d{4})\.parquet"), _FLATTENED, REAL_TIME_15MIN),
-    (re.compile(r"flattened/RT_prices_hourly_(\d{4})\.parquet"), _FLATTENED, REAL_TIME),
-    (re.compile(r"flattened/AS_prices_(\d{4})\.parquet"), _FLATTENED, ANCILLARY_SERVICES),
-    (re.compile(r"combined/DA_AS_RT_combined_(\d{4})\.parquet"), _COMBINED_ANNUAL, None),
-    (
-        re.compile(r"combined/monthly/DA_AS_RT_combined/DA_AS_RT_combined_(\d{4})_(\d{2})\.parquet"),
-        _COMBINED_MONTHLY,
-        None,
-    ),
-)
+# file family -> precedence rank (rule 2: higher wins)
+_FAMILY_RANK = {INGESTED: 4, FLATTENED: 3, COMBINED_ANNUAL: 2, COMBINED_MONTHLY: 1}
 _TIME_COLUMNS = ("datetime_ts", "datetime")
-_COMBINED_PREFIXES = {"DA_": DAY_AHEAD, "RT_": REAL_TIME, "AS_": ANCILLARY_SERVICES}
-
-
-@dataclasses.dataclass(frozen=True)
-class Dataset:
-    """One price type: sorted UTC interval starts and aligned price columns."""
-
-    name: str
-    interval_ms: int
-    timestamps: np.ndarray  # int64 ms since the epoch, UTC, sorted, unique
-    columns: dict  # series name -> pyarrow float64 Array, len(timestamps)
-    # the JSON writer's view of the columns, built once: kernels.PriceTable and
-    # series name -> its column number there
-    table: object = dataclasses.field(init=False, repr=False)
-    numbers: dict = dataclasses.field(init=False, repr=False)
-
-    def __post_init__(self):
-        names = tuple(self.columns)
-        object.__setattr__(self, "table", kernels.PriceTable(self.timestamps, names, [self.columns[n] for n in names]))
-        object.__setattr__(self, "numbers", {name: number for number, name in enumerate(names)})
-
-    def __len__(self):
-        return len(self.timestamps)
-
-
-@dataclasses.dataclass(frozen=True)
-class Store:
-    datasets: dict  # data set name -> Dataset
-    data_dir: str
-    synthetic: bool
-    files_loaded: int
-    load_seconds: float
-    version: str  # fingerprint of the loaded prices: equal data, equal version
-    # every settlement point of the day-ahead or real-time data: HB_*, LZ_*,
-    # DC_*, then any others, alphabetical within a family
-    settlement_points: tuple = dataclasses.field(init=False)
-    known_settlement_points: frozenset = dataclasses.field(init=False)
-
-    def __post_init__(self):
-        names = set()
-        for name in (DAY_AHEAD, REAL_TIME, REAL_TIME_15MIN):
-            names.update(self.datasets[name].columns)
-        object.__setattr__(self, "settlement_points", tuple(sorted(names, key=settlement_point_order)))
-        object.__setattr__(self, "known_settlement_points", frozenset(names))
-
-    @property
-    def total_rows(self):
-        return sum(len(d) for d in self.datasets.values())
-
-
-def settlement_point_order(name):
-    families = ("HB_", "LZ_", "DC_")
-    family = next((i for i, f in enumerate(families) if name.startswith(f)), len(families))
-    return family, name
 
 
 @dataclasses.dataclass
-class _Piece:
-    """Rows of one file for one data set, sorted and de-duplicated."""
+class Contribution:
+    """What one file contributes to one data set: its rows, sorted and
+    de-duplicated, and their precedence."""
 
     dataset: str
     precedence: tuple
@@ -150,48 +70,38 @@ def load_store(data_dir):
     skipped. Raises DataLoadError only when the directory itself is unusable.
     """
     started = time.perf_counter()
-    root = Path(data_dir)
-    if not root.is_dir():
-        raise DataLoadError(
-            f"data directory {str(root)!r} does not exist",
-            "pass --data-dir (or DATA_DIR) pointing at a folder with flattened/ or combined/ files",
-        )
-    pieces = []
+    files = sources.price_files(data_dir)
+    contributions = []
     files_loaded = 0
     synthetic = False
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        relative = path.relative_to(root).as_posix()
-        kind = _match_kind(relative)
-        if kind is None:
-            log.info("ignored unknown file %s", relative)
-            continue
+    for file in files:
         try:
-            table = pq.read_table(path)
-            file_pieces = _pieces_of(table, relative, *kind)
+            table = file.read()
+            from_file = _contributions(table, file)
         except Exception as exc:  # a corrupt file must never stop the service
-            log.error("skipped unreadable file %s: %s", relative, exc)
+            log.error("skipped unreadable file %s: %s", file.relative, exc)
             continue
         files_loaded += 1
         synthetic |= (table.schema.metadata or {}).get(SYNTHETIC_KEY) == b"true"
-        pieces.extend(file_pieces)
+        contributions.extend(from_file)
     # every settlement point is a series of each of its data sets (null where a
     # data set has no price for it), so a query never meets a missing column
-    points = sorted({n for p in pieces if p.dataset != ANCILLARY_SERVICES for n in p.columns})
-    datasets = {REAL_TIME_15MIN: _merge(REAL_TIME_15MIN, [p for p in pieces if p.dataset == REAL_TIME_15MIN], points)}
-    pieces.append(_hourly_means_piece(datasets[REAL_TIME_15MIN]))
+    points = sorted({n for p in contributions if p.dataset != ANCILLARY_SERVICES for n in p.columns})
+    datasets = {REAL_TIME_15MIN: _merge(REAL_TIME_15MIN, [p for p in contributions if p.dataset == REAL_TIME_15MIN], points)}
+    contributions.append(_hourly_means_contribution(datasets[REAL_TIME_15MIN]))
     for name in (DAY_AHEAD, REAL_TIME):
-        datasets[name] = _merge(name, [p for p in pieces if p.dataset == name], points)
-    ancillary = [p for p in pieces if p.dataset == ANCILLARY_SERVICES]
+        datasets[name] = _merge(name, [p for p in contributions if p.dataset == name], points)
+    ancillary = [p for p in contributions if p.dataset == ANCILLARY_SERVICES]
     datasets[ANCILLARY_SERVICES] = _merge(ANCILLARY_SERVICES, ancillary, sorted({n for p in ancillary for n in p.columns}))
     for dataset in datasets.values():
         _report_day_lengths(dataset)
     version = _fingerprint(datasets)
     _return_freed_memory()
-    store = Store(datasets, str(root), synthetic, files_loaded, time.perf_counter() - started, version)
+    store = Store(datasets, str(data_dir), synthetic, files_loaded, time.perf_counter() - started, version)
     log.info(
         "loaded %d files from %s in %.2f s: %s%s",
         files_loaded,
-        root,
+        data_dir,
         store.load_seconds,
         ", ".join(f"{d.name} {len(d)} rows x {len(d.columns)} series" for d in datasets.values()),
         " (SYNTHETIC demo data, not real ERCOT prices)" if synthetic else "",
@@ -222,18 +132,10 @@ def _fingerprint(datasets):
     return digest.hexdigest()
 
 
-def _match_kind(relative):
-    for pattern, rank, dataset in _FILE_KINDS:
-        match = pattern.fullmatch(relative)
-        if match:
-            period = tuple(int(g) for g in match.groups())
-            return rank, dataset, period
-    return None
-
-
-def _pieces_of(table, relative, rank, dataset, period):
-    """Split one file into pieces: per data set, its rows inside and outside
-    the file's period."""
+def _contributions(table, file):
+    """Split one file into Contributions: per data set, its rows inside and
+    outside the file's period."""
+    relative, period = file.relative, file.period
     time_name = next((n for n in _TIME_COLUMNS if n in table.column_names), None)
     if time_name is None:
         raise ValueError(f"no time column (expected one of {', '.join(_TIME_COLUMNS)})")
@@ -266,7 +168,7 @@ def _pieces_of(table, relative, rank, dataset, period):
             continue
         if not pa.types.is_floating(field.type):
             continue  # DeliveryDate, DeliveryDateStr, DeliveryInterval, indexes...
-        target, name = _series_of(field.name, dataset)
+        target, name = _series_of(field.name, file.kind.dataset)
         if target is None:
             log.info("%s: ignored column %s", relative, field.name)
             continue
@@ -274,7 +176,7 @@ def _pieces_of(table, relative, rank, dataset, period):
         columns_by_dataset.setdefault(target, {})[name] = values
 
     in_period = _in_period(wallclock, period)
-    pieces = []
+    contributions = []
     for target, columns in columns_by_dataset.items():
         for inside in (True, False):
             rows = keep & (in_period == inside)
@@ -282,9 +184,9 @@ def _pieces_of(table, relative, rank, dataset, period):
                 continue
             if not inside:
                 log.warning("%s: %d rows outside %s", relative, int(rows.sum()), _period_name(period))
-            precedence = (inside, rank, relative)
-            pieces.append(_piece(target, precedence, utc[rows], {n: v[rows] for n, v in columns.items()}, relative))
-    return pieces
+            precedence = (inside, _FAMILY_RANK[file.kind.family], relative)
+            contributions.append(_contribution(target, precedence, utc[rows], {n: v[rows] for n, v in columns.items()}, relative))
+    return contributions
 
 
 def _series_of(column, dataset):
@@ -293,7 +195,7 @@ def _series_of(column, dataset):
         if dataset == ANCILLARY_SERVICES and column.startswith("AS_"):
             column = column[3:]
         return dataset, column
-    for prefix, target in _COMBINED_PREFIXES.items():
+    for prefix, target in COMBINED_PREFIXES.items():
         if column.startswith(prefix):
             return target, column[len(prefix):]
     return None, None
@@ -314,7 +216,7 @@ def _period_name(period):
     return "-".join(f"{p:02d}" for p in period)
 
 
-def _piece(dataset, precedence, timestamps, columns, relative):
+def _contribution(dataset, precedence, timestamps, columns, relative):
     """Sort rows by instant; of duplicated instants keep the file's last row."""
     order = np.argsort(timestamps, kind="stable")
     if np.any(order[1:] < order[:-1]):
@@ -326,17 +228,17 @@ def _piece(dataset, precedence, timestamps, columns, relative):
     if duplicates:
         log.warning("%s: %d duplicate instants (last row kept)", relative, duplicates)
     keep = order[last]
-    return _Piece(dataset, precedence, timestamps[last], {n: v[keep] for n, v in columns.items()})
+    return Contribution(dataset, precedence, timestamps[last], {n: v[keep] for n, v in columns.items()})
 
 
-def _merge(name, pieces, names):
-    """Merge pieces by the precedence rule into one Dataset of the series ``names``."""
-    if pieces:
-        timestamps = np.unique(np.concatenate([p.timestamps for p in pieces]))
+def _merge(name, contributions, names):
+    """Merge contributions by the precedence rule into one Dataset of the series ``names``."""
+    if contributions:
+        timestamps = np.unique(np.concatenate([p.timestamps for p in contributions]))
     else:
         timestamps = np.empty(0, dtype=np.int64)
     columns = {}
-    ranked = sorted(pieces, key=lambda p: p.precedence)  # lowest first: later ones overwrite
+    ranked = sorted(contributions, key=lambda p: p.precedence)  # lowest first: later ones overwrite
     for series in names:
         merged = np.full(len(timestamps), np.nan)
         for piece in ranked:
@@ -375,7 +277,7 @@ def hourly_means(timestamps, values):
         return starts, np.where(counts > 0, sums / np.maximum(scale, 1), np.nan)
 
 
-def _hourly_means_piece(quarter_hourly):
+def _hourly_means_contribution(quarter_hourly):
     """Real-time hourly values computed from the 15-minute data set, at the
     lowest precedence: they fill only what no hourly file has."""
     columns = {}
@@ -383,7 +285,7 @@ def _hourly_means_piece(quarter_hourly):
     for series, array in quarter_hourly.columns.items():
         values = array.to_numpy(zero_copy_only=False)
         starts, columns[series] = hourly_means(quarter_hourly.timestamps, values)
-    return _Piece(REAL_TIME, (False, 0, ""), starts, columns)
+    return Contribution(REAL_TIME, (False, 0, ""), starts, columns)
 
 
 def _report_day_lengths(dataset):

@@ -1,5 +1,6 @@
 """The kernels, chosen once at import: the compiled module from ext/ when it
-loaded, else its pure-Python twin with the same names and signatures.
+loaded, else its pure-Python twin with the same names and signatures
+(``_search_py``, ``_jsonwrite_py`` beside the ``.pyi`` stubs here).
 
 ``ERCOT_FAST_REQUIRE_EXT=1`` turns a missing compiled module into an ImportError,
 so a broken build can never hide behind the twins (CI sets it).
@@ -12,8 +13,8 @@ log = logging.getLogger(__name__)
 
 # compiled module -> pure-Python twin
 _PAIRS = {
-    "ercot_fast._search": "ercot_fast._search_py",
-    "ercot_fast._jsonwrite": "ercot_fast._jsonwrite_py",
+    "ercot_fast.kernels._search": "ercot_fast.kernels._search_py",
+    "ercot_fast.kernels._jsonwrite": "ercot_fast.kernels._jsonwrite_py",
 }
 
 #: compiled module name -> True when the compiled kernel is in use
@@ -36,8 +37,8 @@ def _load(name):
         return importlib.import_module(_PAIRS[name])
 
 
-_search = _load("ercot_fast._search")
-_jsonwrite = _load("ercot_fast._jsonwrite")
+_search = _load("ercot_fast.kernels._search")
+_jsonwrite = _load("ercot_fast.kernels._jsonwrite")
 
 slice_bounds = _search.slice_bounds
 write_prices = _jsonwrite.write_prices

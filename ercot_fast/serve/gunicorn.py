@@ -1,14 +1,15 @@
-"""Run the service under gunicorn.
+"""Run the service under gunicorn: the application, its arbiter, the worker classes.
 
 The store is loaded once in the master process before the workers fork, so N
 workers share one copy of the prices (copy-on-write pages nobody writes).
 SIGHUP reloads the data directory in the master and replaces the workers
 gracefully; SIGINT/SIGTERM stop everything.
 
-The Arrow Flight server runs in one more child of the master, forked before
-gunicorn starts (gRPC threads and fork() do not mix, and gunicorn forks
-workers at any time): it shares the store's pages too, is restarted over the
-new store on SIGHUP and after a crash, and stops with the master.
+The Arrow Flight server runs in one more child of the master
+(``serve.supervisor``), forked before gunicorn starts (gRPC threads and fork()
+do not mix, and gunicorn forks workers at any time): it shares the store's
+pages too, is restarted over the new store on SIGHUP and after a crash, and
+stops with the master.
 """
 import logging
 import sys
@@ -16,10 +17,15 @@ import sys
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
-from ercot_fast import api, flight, store
+from ercot_fast.api.app import create_app
+from ercot_fast.errors import ChildStartError
+from ercot_fast.flight import server as flight_server
+from ercot_fast.serve.supervisor import Supervisor
+from ercot_fast.store.load import load_store
 
 log = logging.getLogger(__name__)
 
+# config.WORKER_CLASSES -> gunicorn's worker class
 WORKER_CLASSES = {
     "meinheld": "meinheld.gmeinheld.MeinheldWorker",
     "sync": "sync",
@@ -49,16 +55,19 @@ class PriceService(BaseApplication):
     def __init__(self, settings, data_dir):
         self.settings = settings
         self.data_dir = data_dir
-        self.store = store.load_store(data_dir)
+        self.store = load_store(data_dir)
         if self.store.total_rows == 0:
             log.error("no prices found in %s: /api/health answers 503 until data is there", data_dir)
         self.wsgi_app = self._build_app(self.store)
-        self.flight = flight.FlightProcess(settings.flight_addr, settings.max_range_days)
+        self.flight = Supervisor("Arrow Flight server", flight_server.serve)
         super().__init__()
 
     def _build_app(self, prices):
         s = self.settings
-        return api.create_app(prices, s.max_range_days, s.response_cache_mb, s.cache_max_age)
+        return create_app(prices, s.max_range_days, s.response_cache_mb, s.cache_max_age)
+
+    def _flight_args(self, prices):
+        return prices, self.settings.flight_addr, self.settings.max_range_days
 
     def load_config(self):
         options = {
@@ -81,9 +90,12 @@ class PriceService(BaseApplication):
         """Start the Flight child, then gunicorn; whatever ends gunicorn
         (SIGTERM, Ctrl-C, a fatal error) also stops the child."""
         try:
-            self.flight.start(self.store)
-        except flight.FlightStartError as exc:
-            raise SystemExit(f"error: {exc} (is the port in use? choose another with --flight-addr or FLIGHT_ADDR)")
+            self.flight.start(*self._flight_args(self.store))
+        except ChildStartError as exc:
+            raise SystemExit(
+                f"error: Arrow Flight cannot serve on {self.settings.flight_addr}: {exc.details} "
+                "(is the port in use? choose another with --flight-addr or FLIGHT_ADDR)"
+            )
         try:
             _Arbiter(self).run()
         except RuntimeError as exc:  # as BaseApplication.run reports it
@@ -97,13 +109,13 @@ class PriceService(BaseApplication):
         workers over the new store. A failed load keeps the data being served."""
         super().reload()
         try:
-            fresh = store.load_store(self.data_dir)
+            fresh = load_store(self.data_dir)
         except Exception:
             log.exception("reload of %s failed: still serving the data loaded before", self.data_dir)
             return
         self.store = fresh
         self.wsgi_app = self._build_app(fresh)
-        self.flight.restart(fresh)
+        self.flight.restart(*self._flight_args(fresh))
 
 
 class _Arbiter(Arbiter):
@@ -119,4 +131,4 @@ class _Arbiter(Arbiter):
 
     def manage_workers(self):
         super().manage_workers()
-        self.app.flight.keep_alive(self.app.store)
+        self.app.flight.keep_alive()

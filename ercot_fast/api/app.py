@@ -1,0 +1,78 @@
+"""Assemble the HTTP API over a loaded store: the Falcon app and its error
+handling, the polling fast path in front of it, and the seam around both."""
+import logging
+
+import falcon
+
+from ercot_fast import errors
+from ercot_fast.api import seam
+from ercot_fast.api.fastpath import PollFastPath
+from ercot_fast.api.resources import JSON, AvailableHubsResource, HealthResource, PricesResource, json_bytes
+from ercot_fast.api.response_cache import ResponseCache
+from ercot_fast.config import DEFAULT_CACHE_MB, DEFAULT_MAX_AGE, DEFAULT_MAX_RANGE_DAYS
+
+log = logging.getLogger(__name__)
+
+ROUTES = ("/api/prices", "/api/health", "/api/available_hubs")
+# what a query error is about -> where an HTTP client finds what to change
+HINTS = {
+    errors.SETTLEMENT_POINTS: "see /api/available_hubs",
+    errors.RANGE: "or use Arrow Flight for bulk pulls",
+}
+
+
+def create_app(
+    store,
+    max_range_days=DEFAULT_MAX_RANGE_DAYS,
+    cache_mb=DEFAULT_CACHE_MB,
+    max_age=DEFAULT_MAX_AGE,
+    layers=(),
+):
+    """The WSGI app over ``store`` (already loaded: the app never reads files).
+
+    ``cache_mb``: per-worker response cache size (0 turns it off);
+    ``max_age``: seconds a client or proxy may reuse a price answer unrevalidated;
+    ``layers``: WSGI layers of the seam, outermost first, after CORS.
+    """
+    app = falcon.App()
+    app.req_options.auto_parse_qs_csv = False  # hubs=A,B stays one string: the query layer splits it
+    cache = ResponseCache(cache_mb * 1024 * 1024) if cache_mb > 0 else None
+    prices = PricesResource(store, max_range_days, cache, max_age)
+    app.add_route("/api/prices", prices)
+    app.add_route("/api/health", HealthResource(store))
+    app.add_route("/api/available_hubs", AvailableHubsResource(store))
+    app.set_error_serializer(_serialize_error)
+    app.add_error_handler(Exception, _internal_error)
+    app.add_error_handler(errors.QueryError, _bad_request)
+    app.add_error_handler(falcon.HTTPRouteNotFound, _not_found)
+    app.add_error_handler(falcon.HTTPMethodNotAllowed, _method_not_allowed)
+    return seam.compose(PollFastPath(app, prices), [seam.cors, *layers])
+
+
+def _serialize_error(req, resp, exc):
+    """Every error body is {"error": ..., "details": ...} (API.md)."""
+    resp.data = json_bytes({"error": exc.title, "details": exc.description or ""})
+    resp.content_type = JSON
+
+
+def _bad_request(req, resp, exc, params):
+    hint = HINTS.get(exc.about)
+    details = f"{exc.details}; {hint}" if hint else exc.details
+    raise falcon.HTTPBadRequest(title=exc.message, description=details)
+
+
+def _not_found(req, resp, exc, params):
+    raise falcon.HTTPNotFound(title="not found", description=f"{req.path} is not a route; use one of {', '.join(ROUTES)}")
+
+
+def _method_not_allowed(req, resp, exc, params):
+    raise falcon.HTTPMethodNotAllowed(
+        exc.headers["Allow"].split(", "),
+        title="method not allowed",
+        description=f"{req.method} is not supported on {req.path}; use GET",
+    )
+
+
+def _internal_error(req, resp, exc, params):
+    log.exception("internal error answering %s %s", req.method, req.relative_uri)
+    raise falcon.HTTPInternalServerError(title="internal server error", description="the fault is logged on the server")

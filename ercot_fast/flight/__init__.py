@@ -1,0 +1,2 @@
+"""The Arrow Flight transport (API.md, "Arrow Flight"): ``tickets`` (ticket
+bytes -> Selection) and ``server`` (the FlightServerBase over the store)."""

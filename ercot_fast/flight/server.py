@@ -1,0 +1,187 @@
+"""The Arrow Flight server: the store and the query layer of the HTTP API,
+served as Arrow record batches to any ``pyarrow.flight`` client.
+
+Cross-cutting work (authentication, metrics, logs) attaches at one seam: the
+``middleware`` of ``PriceFlightServer`` (``pyarrow.flight``'s
+``ServerMiddlewareFactory`` per name), which sees every call.
+
+``serve`` is the supervised child's target (``serve.supervisor``): the
+server runs in one child forked from the gunicorn master after the store is
+loaded, and gRPC starts only there.
+"""
+import functools
+import json
+import logging
+import os
+
+import pyarrow.flight as flight
+
+from ercot_fast import health, timeutil
+from ercot_fast.config import DEFAULT_MAX_RANGE_DAYS
+from ercot_fast.errors import NotFoundError, QueryError
+from ercot_fast.flight import tickets
+from ercot_fast.flight.tickets import DESCRIPTORS, TICKET_HINT
+from ercot_fast.render import arrow
+
+log = logging.getLogger(__name__)
+
+ACTIONS = (
+    ("healthcheck", "service status as JSON, like GET /api/health; UNAVAILABLE when no data is loaded"),
+    ("available_hubs", "JSON array of the settlement points in the data, like GET /api/available_hubs"),
+    ("describe", "JSON: loaded data sets (rows, series, first and last instant), limits, server pid"),
+)
+
+
+def location_of(addr):
+    """'HOST:PORT' -> 'grpc://HOST:PORT'."""
+    return f"grpc://{addr}"
+
+
+def serve(child, store, addr, max_range_days=DEFAULT_MAX_RANGE_DAYS):
+    """The Flight child's target: serve ``store`` on ``addr`` until stopped."""
+    server = PriceFlightServer(store, location_of(addr), max_range_days)
+    log.info("Arrow Flight serving on %s (pid %d, port %d)", location_of(addr), os.getpid(), server.port)
+    child.ready(str(server.port))
+    child.wait_for_stop()
+    server.shutdown()  # lets streams in flight finish; the master bounds the wait
+
+
+def _answers_errors(method):
+    """Bad input -> INVALID_ARGUMENT with what to change; a fault -> INTERNAL,
+    logged here and not leaked. (pyarrow maps a Python ValueError to
+    INVALID_ARGUMENT and KeyError to NOT_FOUND.)"""
+
+    @functools.wraps(method)
+    def wrapper(self, context, *args):
+        try:
+            return method(self, context, *args)
+        except QueryError as exc:
+            log.info("%s rejected: %s", method.__name__, exc.message)
+            raise ValueError(tickets.message(exc)) from None
+        except (flight.FlightError, NotFoundError):
+            raise
+        except Exception:
+            log.exception("internal error in %s", method.__name__)
+            raise flight.FlightInternalError("internal server error; the fault is logged on the server") from None
+
+    return wrapper
+
+
+def result_stream(selection, schema):
+    """The FlightDataStream of do_get: schema first, then bounded batches.
+    PERF: each part streams from C++ without the GIL, batch by batch.
+    NOTE: GeneratorStream is fed Tables, not RecordBatches (apache/arrow#38480)."""
+    parts = (table for table, _ in arrow.result_parts(selection, schema))
+    if selection.layout == arrow.WIDE:
+        return flight.RecordBatchStream(next(parts))
+    return flight.GeneratorStream(schema, parts)
+
+
+class PriceFlightServer(flight.FlightServerBase):
+    """Flight over an already loaded store (never reads files). Serving
+    starts when constructed; ``shutdown()`` stops it. ``middleware``: the
+    seam, ``{name: pyarrow.flight.ServerMiddlewareFactory}``."""
+
+    def __init__(self, store, location, max_range_days=DEFAULT_MAX_RANGE_DAYS, middleware=None, **kwargs):
+        super().__init__(location, middleware=middleware or {}, **kwargs)
+        self._store = store
+        self._max_range_days = max_range_days
+        self._dataset_infos = {}  # descriptor name -> FlightInfo (the store never changes)
+
+    def _selection(self, descriptor):
+        """(Selection, ticket bytes) of a path or command descriptor."""
+        if descriptor.descriptor_type == flight.DescriptorType.PATH:
+            path = [p.decode("utf-8", "replace") if isinstance(p, bytes) else str(p) for p in descriptor.path]
+            if len(path) != 1 or path[0] not in DESCRIPTORS:
+                raise NotFoundError(f"no flight {'/'.join(path)!r}; use one of {', '.join(DESCRIPTORS)} or a command")
+            ticket = tickets.dataset_ticket(path[0])
+        elif descriptor.descriptor_type == flight.DescriptorType.CMD:
+            ticket = descriptor.command
+        else:
+            raise QueryError("the descriptor is neither a path nor a command", TICKET_HINT)
+        return tickets.parse_ticket(ticket, self._store, self._max_range_days), ticket
+
+    def _flight_info(self, descriptor):
+        selection, ticket = self._selection(descriptor)
+        schema = arrow.result_schema(selection, self._store.synthetic)
+        records, total_bytes = arrow.result_counts(selection, schema)
+        endpoint = flight.FlightEndpoint(ticket, [])  # no location: redeem it here
+        return flight.FlightInfo(schema, descriptor, [endpoint], records, total_bytes)
+
+    def _dataset_info(self, name):
+        info = self._dataset_infos.get(name)
+        if info is None:
+            info = self._dataset_infos[name] = self._flight_info(flight.FlightDescriptor.for_path(name))
+        return info
+
+    @_answers_errors
+    def list_flights(self, context, criteria):
+        """One flight per data set, then ``ercot_prices``; ``criteria`` is ignored."""
+        return [self._dataset_info(name) for name in DESCRIPTORS]
+
+    @_answers_errors
+    def get_flight_info(self, context, descriptor):
+        if descriptor.descriptor_type == flight.DescriptorType.PATH and len(descriptor.path) == 1:
+            name = descriptor.path[0].decode("utf-8", "replace")
+            if name in DESCRIPTORS:
+                return self._dataset_info(name)
+        return self._flight_info(descriptor)
+
+    @_answers_errors
+    def get_schema(self, context, descriptor):
+        selection, _ = self._selection(descriptor)
+        return flight.SchemaResult(arrow.result_schema(selection, self._store.synthetic))
+
+    @_answers_errors
+    def do_get(self, context, ticket):
+        selection = tickets.parse_ticket(ticket.ticket, self._store, self._max_range_days)
+        result = selection.result
+        log.info(
+            "do_get %s: %d instants x %d series from %s",
+            selection.layout,
+            len(result.timestamps),
+            len(result.names),
+            context.peer(),
+        )
+        return result_stream(selection, arrow.result_schema(selection, self._store.synthetic))
+
+    def list_actions(self, context):
+        return list(ACTIONS)
+
+    @_answers_errors
+    def do_action(self, context, action):
+        handler = getattr(self, f"_action_{action.type}", None)
+        if handler is None:
+            names = ", ".join(name for name, _ in ACTIONS)
+            raise NotFoundError(f"unknown action {action.type!r}; use one of {names} (see list_actions)")
+        return [flight.Result(json.dumps(handler()).encode())]
+
+    def _action_healthcheck(self):
+        serving, body = health.check(self._store)
+        if not serving:
+            raise flight.FlightUnavailableError(body["details"])
+        return body
+
+    def _action_available_hubs(self):
+        return list(self._store.settlement_points)
+
+    def _action_describe(self):
+        described = {}
+        for name, dataset in self._store.datasets.items():
+            described[name] = {
+                "rows": len(dataset),
+                "series": len(dataset.columns),
+                "interval_minutes": dataset.interval_ms // timeutil.MS_PER_MINUTE,
+                "first": timeutil.format_instant(dataset.timestamps[0]) if len(dataset) else None,
+                "last": timeutil.format_instant(dataset.timestamps[-1]) if len(dataset) else None,
+            }
+        return {
+            "service": health.SERVICE,
+            "pid": os.getpid(),
+            "synthetic": self._store.synthetic,
+            "files_loaded": self._store.files_loaded,
+            "datasets": described,
+            "max_range_days": self._max_range_days,
+            "max_batch_rows": arrow.MAX_BATCH_ROWS,
+            "max_batch_bytes": arrow.MAX_BATCH_BYTES,
+        }

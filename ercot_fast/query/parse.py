@@ -1,0 +1,139 @@
+"""Parse and check a price query, from HTTP parameters or a Flight ticket's
+JSON object, against the loaded store: a PriceQuery, or a QueryError that says
+what to change (in no transport's words)."""
+from typing import NamedTuple
+
+from ercot_fast import datasets, errors, timeutil
+from ercot_fast.config import DEFAULT_MAX_RANGE_DAYS
+from ercot_fast.datasets import AS_PRODUCTS, ANCILLARY_SERVICES, DAY_AHEAD, REAL_TIME, REAL_TIME_15MIN
+from ercot_fast.errors import QueryError, RangeTooLargeError
+
+COMBINED = "combined"
+PRICE_TYPES = {
+    "day_ahead": DAY_AHEAD,
+    "da": DAY_AHEAD,
+    "real_time": REAL_TIME,
+    "rt": REAL_TIME,
+    "ancillary_services": ANCILLARY_SERVICES,
+    "as": ANCILLARY_SERVICES,
+    "combined": COMBINED,
+}
+HOURLY = "hourly"
+FIFTEEN_MINUTES = "15min"
+UTC = "UTC"
+CENTRAL = timeutil.CENTRAL_NAME
+_TIME_ZONES = {"utc": UTC, "z": UTC, CENTRAL.lower(): CENTRAL}
+# data set -> (price_type, resolution) of the query that reads all of it
+_DATASET_QUERY = {
+    DAY_AHEAD: (DAY_AHEAD, HOURLY),
+    REAL_TIME: (REAL_TIME, HOURLY),
+    REAL_TIME_15MIN: (REAL_TIME, FIFTEEN_MINUTES),
+    ANCILLARY_SERVICES: (ANCILLARY_SERVICES, HOURLY),
+}
+
+
+class PriceQuery(NamedTuple):
+    """A checked query: instants in UTC ms, both ends inclusive. Hashable: it
+    is the response cache's key."""
+
+    price_type: str  # day_ahead, real_time, ancillary_services or combined
+    start_ms: int
+    end_ms: int
+    series: tuple  # settlement points, or ancillary products (may be empty)
+    resolution: str = HOURLY
+    tz: str = UTC
+
+    @property
+    def dataset(self):
+        """The store data set a single-type query reads."""
+        if self.price_type == REAL_TIME and self.resolution == FIFTEEN_MINUTES:
+            return REAL_TIME_15MIN
+        return self.price_type
+
+
+def _text(params, name, required=True):
+    value = params.get(name)
+    if isinstance(value, (list, tuple)):  # repeated HTTP parameter
+        value = ",".join(str(v) for v in value)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise QueryError(f"{name} is required", f"add {name}=... to the query")
+        return None
+    if not isinstance(value, str):
+        raise QueryError(f"{name} must be a string, not {type(value).__name__}", f"send {name} as text")
+    return value.strip()
+
+
+def _names(params, name):
+    """A comma-separated string or a list of names, trimmed, empties dropped."""
+    value = params.get(name)
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = value.split(",")
+    elif not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise QueryError(f"{name} must be a list of names", f'send {name} as "HB_NORTH,HB_WEST" or a list of strings')
+    return tuple(filter(None, map(str.strip, value)))
+
+
+def parse_query(params, store, max_range_days=DEFAULT_MAX_RANGE_DAYS):
+    """Check ``params`` (HTTP parameters or a Flight ticket's JSON object)
+    against the store and return a PriceQuery. Raises QueryError saying what
+    to change."""
+    raw_type = _text(params, "price_type")
+    price_type = PRICE_TYPES.get(raw_type.lower())
+    if price_type is None:
+        raise QueryError(
+            f"unknown price_type {raw_type!r}",
+            "use one of day_ahead (da), real_time (rt), ancillary_services (as), combined",
+        )
+    start_ms = timeutil.parse_instant(_text(params, "start_date"), "start_date", end_of_day=False)
+    end_ms = timeutil.parse_instant(_text(params, "end_date"), "end_date", end_of_day=True)
+    if end_ms < start_ms:
+        raise QueryError("end_date is before start_date", "swap start_date and end_date")
+    if end_ms - start_ms >= max_range_days * timeutil.MS_PER_DAY:
+        raise RangeTooLargeError(
+            f"the range is longer than the maximum of {max_range_days} days",
+            "ask for a shorter range in several requests",
+        )
+    resolution = (_text(params, "resolution", required=False) or HOURLY).lower()
+    if resolution not in (HOURLY, FIFTEEN_MINUTES):
+        raise QueryError(f"unknown resolution {resolution!r}", "use resolution=hourly or resolution=15min")
+    if resolution == FIFTEEN_MINUTES and price_type != REAL_TIME:
+        raise QueryError("resolution=15min is for real_time only", "drop resolution, or use price_type=real_time")
+    raw_tz = _text(params, "tz", required=False) or UTC
+    tz = _TIME_ZONES.get(raw_tz.lower())
+    if tz is None:
+        raise QueryError(f"unknown tz {raw_tz!r}", f"use tz=UTC (the default) or tz={CENTRAL}")
+    series = _names(params, "hubs")
+    if price_type != ANCILLARY_SERVICES and not series:
+        raise QueryError("hubs is required", "add hubs, e.g. HB_NORTH,HB_HOUSTON", errors.SETTLEMENT_POINTS)
+    return PriceQuery(price_type, start_ms, end_ms, _checked_series(store, price_type, series), resolution, tz)
+
+
+def dataset_query(store, name, series=None):
+    """The query of every instant of the data set ``name``, with ``series``
+    (checked like a query's hubs) or all of its series; no range limit."""
+    dataset = store.datasets[name]
+    price_type, resolution = _DATASET_QUERY[name]
+    if series is None:
+        series = tuple(datasets.ancillary_products(dataset.columns)) if name == ANCILLARY_SERVICES else store.settlement_points
+    else:
+        series = _checked_series(store, price_type, _names({"hubs": series}, "hubs"))
+    start, end = (int(dataset.timestamps[0]), int(dataset.timestamps[-1])) if len(dataset) else (0, -1)
+    return PriceQuery(price_type, start, end, series, resolution)
+
+
+def _checked_series(store, price_type, series):
+    if price_type == ANCILLARY_SERVICES:
+        series = tuple(s.upper().removeprefix("AS_") for s in series)
+        unknown = [n for n in series if n not in store.datasets[ANCILLARY_SERVICES].columns]
+        what, where, about = "ancillary product", f"use products that exist in the data: {', '.join(AS_PRODUCTS)}", None
+    else:
+        unknown = [n for n in series if n not in store.known_settlement_points]
+        what, where, about = "settlement point", "use names that exist in the data", errors.SETTLEMENT_POINTS
+    if unknown:
+        raise QueryError(f"unknown {what}{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}", where, about)
+    return series
+
+

@@ -1,0 +1,2 @@
+"""Answers as bytes on the wire: ``json`` (the /api/prices body) and ``arrow``
+(bounded Arrow record batches for Flight)."""

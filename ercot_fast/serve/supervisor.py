@@ -1,0 +1,302 @@
+"""Supervision of forked children of the master (the Arrow Flight server now;
+others later): start with a readiness handshake, stop, restart over new
+arguments, reap, and restart after a crash with back-off.
+
+A child is known only by its target function, ``target(child, *args)``, run in
+the forked process: it calls ``child.ready(detail)`` once it serves (or raises,
+and the error reaches the master), then ``child.wait_for_stop()``, then cleans
+up and returns. Children fork from the master after the store is loaded, so
+they share its pages copy-on-write; threads (gRPC's) start only in a child,
+never in a process that forks.
+"""
+import errno
+import logging
+import os
+import select
+import signal
+import sys
+import time
+
+from ercot_fast.errors import ChildStartError
+
+log = logging.getLogger(__name__)
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_PR_SET_PDEATHSIG = 1
+# the master's (gunicorn's) handlers a child must not keep
+_MASTER_SIGNALS = (
+    signal.SIGCHLD, signal.SIGQUIT, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH,
+)
+
+
+class Child:
+    """The forked child's side: tell the master it serves, wait to be stopped."""
+
+    def __init__(self, name, ready_fd):
+        self.name = name
+        self._ready_fd = ready_fd
+
+    def ready(self, detail=""):
+        os.write(self._ready_fd, f"ok {detail}".encode())
+        os.close(self._ready_fd)
+        self._ready_fd = None
+
+    def wait_for_stop(self):
+        """Block until SIGTERM or SIGINT; returns the signal's name."""
+        received = signal.sigwait(_STOP_SIGNALS)
+        name = signal.Signals(received).name
+        log.info("%s (pid %d) stopping on %s", self.name, os.getpid(), name)
+        return name
+
+    @property
+    def is_ready(self):
+        return self._ready_fd is None
+
+    def failed(self, exc):
+        """Tell the master why the child could not start."""
+        os.write(self._ready_fd, f"error {exc}".encode())
+        os.close(self._ready_fd)
+        self._ready_fd = None
+
+
+class Supervisor:
+    """One supervised child process, owned by the master that started it."""
+
+    RESTART_DELAYS = (0, 1, 2, 5, 10, 30, 60)  # seconds, after quick crashes
+    STABLE_SECONDS = 60  # a child that ran this long restarts without delay
+
+    def __init__(self, name, target):
+        self.name = name
+        self.target = target
+        self.args = ()
+        self.pid = None
+        self.detail = None  # what the child said when ready (e.g. its port)
+        self._owner = os.getpid()
+        self._started_at = 0.0
+        self._crashes = 0
+        self._restart_at = None  # monotonic time of a pending restart
+        self._retiring = []  # stopped children not yet reaped
+
+    def start(self, *args, timeout=30.0):
+        """Fork the child over ``args`` and wait until it is ready. Retries
+        while a child that is shutting down still holds what the new one
+        needs (a port), then raises ChildStartError."""
+        self.args = args
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self._start_once(deadline)
+            except ChildStartError:
+                self._reap_retiring()
+                if time.monotonic() >= deadline or not self._retiring:
+                    raise
+                time.sleep(0.05)
+
+    def _start_once(self, deadline):
+        read_fd, write_fd = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the child never returns into the master's code
+            os.close(read_fd)
+            os._exit(_run_child(self.name, self.target, self.args, self._owner, write_fd))
+        os.close(write_fd)
+        try:
+            message = _read_message(read_fd, deadline)
+        finally:
+            os.close(read_fd)
+        if not message.startswith("ok"):
+            self._wait(pid, max(0.0, deadline - time.monotonic()))
+            raise ChildStartError(f"{self.name} cannot start", message.removeprefix("error ") or "no answer")
+        self.pid, self.detail = pid, message[3:]
+        self._started_at = time.monotonic()
+        return pid
+
+    def stop(self, timeout=10.0):
+        """SIGTERM the child and wait for it (SIGKILL after ``timeout``).
+        A no-op outside the master (gunicorn workers inherit this object)."""
+        if os.getpid() != self._owner:
+            return
+        self._retire()
+        deadline = time.monotonic() + timeout
+        for pid in self._retiring:
+            self._wait(pid, max(0.0, deadline - time.monotonic()))
+        self._retiring.clear()
+        self._restart_at = None
+
+    def restart(self, *args):
+        """Run the child over ``args`` instead (after a reload). The old child
+        finishes what it is doing while the new one starts."""
+        if os.getpid() != self._owner:
+            return
+        self._retire()
+        try:
+            self.start(*args)
+        except ChildStartError as exc:
+            log.error("%s: %s; retrying", exc.message, exc.details)
+            self._schedule_restart()
+
+    def reap(self):
+        """Collect an exited child before gunicorn's ``waitpid(-1)`` does (it
+        would take the exit status silently); schedule a restart after a crash."""
+        self._reap_retiring()
+        if self.pid is None:
+            return
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:  # reaped elsewhere: the status is lost
+            pid, status = self.pid, None
+        if pid == 0:
+            return
+        self.pid = None
+        if status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+            # NOTE: like systemd's Restart=on-failure: someone stopped it on purpose
+            log.warning("%s (pid %d) was stopped; SIGHUP the master to start it again", self.name, pid)
+            return
+        if time.monotonic() - self._started_at >= self.STABLE_SECONDS:
+            self._crashes = 0
+        log.error("%s (pid %d) %s; restarting it", self.name, pid, _describe_status(status))
+        self._schedule_restart()
+
+    def keep_alive(self):
+        """Restart a crashed child when its back-off delay has passed."""
+        if os.getpid() != self._owner:
+            return
+        self.reap()
+        if self.pid is None and self._restart_at is not None and time.monotonic() >= self._restart_at:
+            self._restart_at = None
+            try:
+                self.start(*self.args, timeout=10.0)
+            except ChildStartError as exc:
+                log.error("%s: %s; retrying", exc.message, exc.details)
+                self._schedule_restart()
+
+    def _retire(self):
+        """SIGTERM the running child; it is reaped later, as a retiring one."""
+        if self.pid is not None:
+            _signal(self.pid, signal.SIGTERM)
+            self._retiring.append(self.pid)
+            self.pid = None
+
+    def _schedule_restart(self):
+        """Restart at once after the first crash, then back off."""
+        delay = self.RESTART_DELAYS[min(self._crashes, len(self.RESTART_DELAYS) - 1)]
+        self._crashes += 1
+        self._restart_at = time.monotonic() + delay
+
+    def _reap_retiring(self):
+        for pid in list(self._retiring):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                self._retiring.remove(pid)
+
+    def _wait(self, pid, timeout):
+        """Wait for ``pid`` to exit; SIGKILL it after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        killed = False
+        while True:
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if done:
+                return
+            if time.monotonic() >= deadline:
+                if killed:
+                    log.error("%s (pid %d) survives SIGKILL; giving up on it", self.name, pid)
+                    return
+                log.warning("%s (pid %d) did not stop in time: killed", self.name, pid)
+                _signal(pid, signal.SIGKILL)
+                killed, deadline = True, time.monotonic() + 5
+            time.sleep(0.02)
+
+
+def _run_child(name, target, args, master_pid, ready_fd):
+    """The forked child's whole life; returns its exit code."""
+    child = Child(name, ready_fd)
+    code = 1
+    try:
+        _reset_inherited_state(ready_fd)
+        if os.getppid() != master_pid:  # the master died before prctl took effect
+            return 0
+        try:
+            target(child, *args)
+            code = 0
+        except Exception as exc:
+            if child.is_ready:
+                raise
+            child.failed(exc)  # the master reports it
+    except BaseException:
+        log.exception("%s (pid %d) failed", name, os.getpid())
+    finally:
+        logging.shutdown()
+    return code
+
+
+def _reset_inherited_state(ready_fd):
+    """Undo what the fork copied from the master: gunicorn's signal handlers
+    and its descriptors. Stop signals are blocked before the target starts
+    threads (they inherit the mask) and taken by ``Child.wait_for_stop``."""
+    signal.set_wakeup_fd(-1)
+    for sig in _MASTER_SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the master reloads, then restarts us
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    _die_with_parent()
+    # NOTE: inherited descriptors (the HTTP listener, gunicorn's pipes) must not
+    # stay open here: a listener would keep its port after the master exits.
+    os.closerange(3, ready_fd)
+    os.closerange(ready_fd + 1, _max_fd())
+
+
+def _die_with_parent():
+    """Linux: SIGTERM this process when the master dies, even by SIGKILL."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the master's stop() still ends it
+        pass
+
+
+def _max_fd():
+    try:
+        return os.sysconf("SC_OPEN_MAX")
+    except (ValueError, OSError):
+        return 4096
+
+
+def _read_message(fd, deadline):
+    """The child's one-line readiness message ('' when it died silently)."""
+    chunks = []
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return "error no answer in time"
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if not ready:
+            continue
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return b"".join(chunks).decode("utf-8", "replace")
+        chunks.append(chunk)
+
+
+def _signal(pid, sig):
+    try:
+        os.kill(pid, sig)
+    except OSError as exc:
+        if exc.errno != errno.ESRCH:
+            raise
+
+
+def _describe_status(status):
+    if status is None:
+        return "exited"
+    if os.WIFSIGNALED(status):
+        return f"was killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exited with code {os.waitstatus_to_exitcode(status)}"

@@ -20,37 +20,24 @@ alternate pull by pull; medians are reported and written to
     python bench/bench_flight.py [--data-dir DIR] [--repeat 25]
 """
 import argparse
-import json
 import os
-import platform
 import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.flight as flight
 
+import _harness as harness
 from ercot_fast import demo
 from ercot_fast.client import PriceClient
 from ercot_fast.datasets import REAL_TIME_15MIN, settlement_point_order
 from ercot_fast.render import arrow
 from ercot_fast.store.load import load_store
 
-RESULTS = Path(__file__).resolve().parent / "results" / "flight.json"
-ERCOT_FAST = str(Path(sys.executable).parent / "ercot-fast")
+RESULTS = harness.RESULTS / "flight.json"
 LAYOUTS = ("wide", "long")
 WARM_UP = 3
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --- the bare baseline -------------------------------------------------------
@@ -66,7 +53,7 @@ def bare_tables(data_dir):
     long = pa.concat_tables(
         pa.table({"datetime": times, "hub": pa.repeat(n, len(times)), "price": dataset.columns[n]}) for n in names
     ).combine_chunks()
-    wide_rows = arrow._rows_per_batch(8 * (1 + len(names)) + (len(names) + 7) // 8)
+    wide_rows = arrow.rows_per_batch(8 * (1 + len(names)) + (len(names) + 7) // 8)
     return {
         b"wide": pa.Table.from_batches(wide.to_batches(max_chunksize=wide_rows)),
         b"long": pa.Table.from_batches(long.to_batches(max_chunksize=arrow.MAX_BATCH_ROWS)),
@@ -83,47 +70,25 @@ class BareServer(flight.FlightServerBase):
 
 
 def serve_bare(port, data_dir):
-    server = BareServer(f"grpc://127.0.0.1:{port}", bare_tables(data_dir))
+    server = BareServer(f"grpc://{harness.HOST}:{port}", bare_tables(data_dir))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    print("ready", flush=True)
     server.serve()
 
 
 # --- the run -----------------------------------------------------------------
 
 
-def split_cpus():
-    """(server CPUs, client CPUs): the servers on one half, this client on the
-    other, as PERF.md puts the load generator on its own core."""
-    if not hasattr(os, "sched_getaffinity"):
-        return None, None
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
-        return None, None
-    half = len(cpus) // 2
-    return set(cpus[half:]), set(cpus[:half])
-
-
-def wait_for(client, timeout=120):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            client.wait_for_available(timeout=1)
-            return
-        except flight.FlightUnavailableError:
-            if time.monotonic() > deadline:
-                raise
+def wait_for(server, client):
+    """Until ``client`` (a flight.FlightClient) reaches ``server``, a harness.Server."""
+    server.wait_until(lambda: client.wait_for_available(timeout=1), errors=(flight.FlightUnavailableError,),
+                      timeout=120, interval=0)
 
 
 def pull(read):
     """(seconds to the last byte, seconds to the DataFrame, table)."""
-    started = time.perf_counter()
-    table = read()
-    received = time.perf_counter()
-    frame = table.to_pandas(split_blocks=True)
-    in_hands = time.perf_counter()
-    del frame
-    return received - started, in_hands - started, table
+    received, table = harness.timed(read)
+    converted, _ = harness.timed(lambda: table.to_pandas(split_blocks=True))
+    return received, received + converted, table
 
 
 def summarise(samples, table, series):
@@ -145,99 +110,65 @@ def summarise(samples, table, series):
     }
 
 
+def race(readers, series, repeat):
+    """Ours against bare on one layout: WARM_UP pulls each, their tables
+    compared, then ``repeat`` timed pulls each, alternating which goes first."""
+    samples = {"ours": [], "bare": []}
+    tables = {}
+    for _ in range(WARM_UP):  # first pulls pay for the client's fresh memory
+        for name, read in readers.items():
+            tables[name] = pull(read)[2]
+    for a, b in zip(tables["ours"].columns, tables["bare"].columns):
+        assert a.equals(b), "ours and bare differ"
+    for i in range(repeat):
+        order = ("ours", "bare") if i % 2 == 0 else ("bare", "ours")
+        for name in order:
+            seconds, to_frame, tables[name] = pull(readers[name])
+            samples[name].append((seconds, to_frame))
+    entry = {name: summarise(samples[name], tables[name], series) for name in ("ours", "bare")}
+    for stat in ("median", "min"):
+        entry[f"ratio_ours_to_bare_throughput_{stat}"] = round(
+            entry["bare"][f"seconds_to_last_byte_{stat}"] / entry["ours"][f"seconds_to_last_byte_{stat}"], 3
+        )
+    return entry
+
+
 def run(data_dir, repeat):
     series = len(load_store(data_dir).datasets[REAL_TIME_15MIN].columns)
-    ours_port, bare_port, http_port = free_port(), free_port(), free_port()
-    server_cpus, client_cpus = split_cpus()
-    on_server_cpus = (lambda: os.sched_setaffinity(0, server_cpus)) if server_cpus else None
-    ours = subprocess.Popen(
-        [ERCOT_FAST, "serve", "--data-dir", str(data_dir), "--json-addr", f"127.0.0.1:{http_port}",
-         "--flight-addr", f"127.0.0.1:{ours_port}", "--workers", "1", "--worker-class", "sync",
-         "--log-level", "warning"],
-        preexec_fn=on_server_cpus,
-    )
-    bare = subprocess.Popen(
-        [sys.executable, __file__, "--serve-bare", str(bare_port), str(data_dir)],
-        stdout=subprocess.PIPE,
-        preexec_fn=on_server_cpus,
-    )
-    if client_cpus:
-        os.sched_setaffinity(0, client_cpus)
-    try:
-        prices = PriceClient(f"grpc://127.0.0.1:{ours_port}")
-        bare_client = flight.connect(f"grpc://127.0.0.1:{bare_port}")
-        wait_for(prices._flight)
-        assert bare.stdout.readline().strip() == b"ready"
-        wait_for(bare_client)
-        readers = {}
-        for layout in LAYOUTS:
-            readers[layout] = {
+    ours_addr, bare_port = harness.free_addr(), harness.free_port()
+    server_cpus, client_cpus = harness.split_cpus()
+    ours_command = harness.serve_command(data_dir, harness.free_addr(), ours_addr, 1, "--worker-class", "sync")
+    bare_command = [sys.executable, __file__, "--serve-bare", str(bare_port), str(data_dir)]
+    with harness.Server("ercot-fast serve", ours_command, cpus=server_cpus, quiet=False) as ours, \
+            harness.Server("bare pyarrow.flight", bare_command, cpus=server_cpus, quiet=False) as bare:
+        if client_cpus:
+            os.sched_setaffinity(0, client_cpus)
+        prices = PriceClient(f"grpc://{ours_addr}")
+        bare_client = flight.connect(f"grpc://{harness.HOST}:{bare_port}")
+        wait_for(ours, prices._flight)
+        wait_for(bare, bare_client)
+        readers = {
+            layout: {
                 "ours": lambda layout=layout: prices.dataset_table(REAL_TIME_15MIN, layout=layout),
                 "bare": lambda layout=layout: bare_client.do_get(flight.Ticket(layout.encode())).read_all(),
             }
-        results = {}
-        for layout in LAYOUTS:
-            samples = {"ours": [], "bare": []}
-            tables = {}
-            for _ in range(WARM_UP):  # first pulls pay for the client's fresh memory
-                for name, read in readers[layout].items():
-                    tables[name] = pull(read)[2]
-            for a, b in zip(tables["ours"].columns, tables["bare"].columns):
-                assert a.equals(b), "ours and bare differ"
-            for i in range(repeat):
-                order = ("ours", "bare") if i % 2 == 0 else ("bare", "ours")
-                for name in order:
-                    seconds, to_frame, tables[name] = pull(readers[layout][name])
-                    samples[name].append((seconds, to_frame))
-            entry = {name: summarise(samples[name], tables[name], series) for name in ("ours", "bare")}
-            for stat in ("median", "min"):
-                entry[f"ratio_ours_to_bare_throughput_{stat}"] = round(
-                    entry["bare"][f"seconds_to_last_byte_{stat}"] / entry["ours"][f"seconds_to_last_byte_{stat}"], 3
-                )
-            results[layout] = entry
-        return results
-    finally:
-        for proc in (ours, bare):
-            proc.send_signal(signal.SIGTERM)
-        for proc in (ours, bare):
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            for layout in LAYOUTS
+        }
+        return {layout: race(readers[layout], series, repeat) for layout in LAYOUTS}
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", help="data directory (default: demo data written to a temporary folder)")
-    parser.add_argument("--repeat", type=int, default=25, help="timed pulls per server and layout (default 25)")
-    parser.add_argument("--output", default=str(RESULTS), help=f"results file (default {RESULTS})")
-    parser.add_argument("--serve-bare", nargs=2, metavar=("PORT", "DATA_DIR"), help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.serve_bare:
-        return serve_bare(int(args.serve_bare[0]), args.serve_bare[1])
-    with tempfile.TemporaryDirectory(prefix="bench-flight-") as scratch:
-        data_dir = args.data_dir
-        if data_dir is None:
-            data_dir = Path(scratch) / "demo"
-            demo.write_demo_data(data_dir)
-        results = run(data_dir, args.repeat)
-    report = {
+def report(args, results):
+    return {
         "question": "quant pull: all real-time 15-minute prices of the demo data set, all settlement points",
-        "command": "python bench/bench_flight.py" + (f" --data-dir {args.data_dir}" if args.data_dir else ""),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "pyarrow": pa.__version__,
-            "platform": platform.platform(),
-        },
+        "command": harness.command_line("bench_flight.py", args, skip=("output", "serve_bare")),
+        "machine": harness.machine("cpus", "python", "platform", pyarrow=pa.__version__),
         "batch_bound": {"max_rows": arrow.MAX_BATCH_ROWS, "max_bytes": arrow.MAX_BATCH_BYTES},
         "repeat": args.repeat,
         "results": results,
     }
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def print_table(results):
     print(f"{'layout':6} {'server':5} {'MB':>7} {'GB/s':>6} {'Mrows/s':>8} {'Mprices/s':>10} {'to DataFrame':>13}")
     for layout, entry in results.items():
         for name in ("ours", "bare"):
@@ -250,7 +181,22 @@ def main(argv=None):
             f"{layout:6} ours/bare throughput: {entry['ratio_ours_to_bare_throughput_median']:.2f}x (medians), "
             f"{entry['ratio_ours_to_bare_throughput_min']:.2f}x (best pulls)"
         )
-    print(f"wrote {output}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    harness.add_data_dir_option(parser)
+    parser.add_argument("--repeat", type=int, default=25, help="timed pulls per server and layout (default 25)")
+    parser.add_argument("--output", default=str(RESULTS), help=f"results file (default {RESULTS})")
+    parser.add_argument("--serve-bare", nargs=2, metavar=("PORT", "DATA_DIR"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve_bare:
+        return serve_bare(int(args.serve_bare[0]), args.serve_bare[1])
+    with harness.scratch("bench-flight-") as scratch:
+        results = run(harness.data_dir(args.data_dir, scratch, demo.write_demo_data), args.repeat)
+    harness.write_results(args.output, report(args, results))
+    print_table(results)
+    print(f"wrote {args.output}")
 
 
 if __name__ == "__main__":

@@ -5,83 +5,28 @@ Servers run one at a time, on the same demo data, with the same worker class.
 
     python bench/bench_http.py [--data-dir DIR] [--duration 5] [--out bench/results/http.json]
 
-Needs wrk (Debian package `wrk`) and taskset (util-linux); ROAPI is included
-when `roapi` is installed beside this Python (pip install roapi).
+Needs wrk (Debian package `wrk`); ROAPI is included when `roapi` is installed
+beside this Python (pip install roapi).
 """
 import argparse
-import json
-import os
-import platform
 import re
-import shutil
-import signal
-import socket
 import subprocess
-import sys
-import tempfile
 import time
-import urllib.request
+from functools import partial
 from urllib.parse import quote
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-BIN = Path(sys.executable).parent
+import _harness as harness
+from ercot_fast.demo import write_demo_data
 
-UNIQUE = str(HERE / "unique_query.lua")
+UNIQUE = str(harness.HERE / "unique_query.lua")
 QUERIES = {
     # PERF.md's users; dates inside the demo data (2019-2024)
-    "tile": "start_date=2024-07-08&end_date=2024-07-14&hubs=HB_NORTH,HB_HOUSTON&price_type=day_ahead",
+    "tile": harness.TILE_QUERY,
     "page": "start_date=2024-07-01&end_date=2024-07-31&hubs=HB_NORTH,HB_HOUSTON,HB_SOUTH,HB_WEST,HB_PAN&price_type=combined",
     "analyst": "start_date=2023-01-01&end_date=2023-12-31&price_type=day_ahead&hubs="
-    + ",".join(
-        "DC_E DC_L DC_N DC_R DC_S HB_BUSAVG HB_HOUSTON HB_HUBAVG HB_NORTH HB_PAN HB_SOUTH HB_WEST "
-        "LZ_AEN LZ_CPS LZ_HOUSTON LZ_LCRA LZ_NORTH LZ_RAYBN LZ_SOUTH LZ_WEST".split()
-    ),
+    + ",".join(sorted(harness.SETTLEMENT_POINTS)),
 }
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def pinned(cpu, command):
-    return ["taskset", "-c", str(cpu), *command] if shutil.which("taskset") and os.cpu_count() > 1 else command
-
-
-class Server:
-    def __init__(self, name, command, env=None, ready_path="/"):
-        self.name = name
-        self.port = free_port()
-        command = [c.replace("{port}", str(self.port)) for c in command]
-        self.proc = subprocess.Popen(
-            pinned(0, command),
-            env={**os.environ, **(env or {})},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{self.port}{ready_path}", timeout=5).read()
-                break
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{name} did not start")
-                time.sleep(0.3)
-
-    def url(self, path):
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def stop(self):
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+SERVER_CPUS, WRK_CPUS = harness.split_cpus(most=1)  # CPU 0 and CPU 1
 
 
 def _seconds(text):
@@ -92,10 +37,11 @@ def _seconds(text):
 def wrk(url, connections, duration, script=None):
     """requests/s, p50 and p99 latency (s) of wrk with one thread."""
     out = subprocess.run(
-        pinned(1, ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", *(["-s", script] if script else []), url]),
+        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", *(["-s", script] if script else []), url],
         capture_output=True,
         text=True,
         check=True,
+        preexec_fn=harness.on_cpus(WRK_CPUS),
     ).stdout
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
@@ -107,15 +53,25 @@ def wrk(url, connections, duration, script=None):
     }
 
 
-def measure(server, path, args, script=None):
-    url = server.url(path)
+def measure(name, addr, path, args, script=None):
+    url = f"http://{addr}{path}"
     wrk(url, args.connections, args.warmup, script)
     result = wrk(url, args.connections, args.duration, script)
     result["one_connection_p99_s"] = wrk(url, 1, args.duration, script)["p99_s"]
-    result["body_bytes"] = len(urllib.request.urlopen(url).read())
-    print(f"  {server.name:<28} {path[:50] + (' (unique)' if script else ''):<60} {result['requests_per_s']:>10.0f} req/s  p99 {result['p99_s'] * 1e3:.2f} ms"
+    result["body_bytes"] = len(harness.http_get(url))
+    print(f"  {name:<28} {path[:50] + (' (unique)' if script else ''):<60} {result['requests_per_s']:>10.0f} req/s  p99 {result['p99_s'] * 1e3:.2f} ms"
           f"  p99@1conn {result['one_connection_p99_s'] * 1e3:.3f} ms", flush=True)
     return result
+
+
+def measure_server(name, command_at, ready_path, paths, args, env=None):
+    """Start a server on SERVER_CPUS (``command_at(HOST:PORT)``, on a free
+    port), wait until ``ready_path`` answers, then {key: measure} of each of
+    ``paths`` ({key: (path, wrk script or None)}); stop it."""
+    addr = harness.free_addr()
+    with harness.Server(name, command_at(addr), env=env, cpus=SERVER_CPUS) as server:
+        server.wait_for_http(f"http://{addr}{ready_path}")
+        return {key: measure(name, addr, path, args, script) for key, (path, script) in paths.items()}
 
 
 def roapi_url(query_name):
@@ -131,58 +87,56 @@ def roapi_url(query_name):
             f"&filter%5Bdatetime_ts%5Dgte={iso(start)}&filter%5Bdatetime_ts%5Dlte={iso(end)}")
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", help="data directory (default: generate the demo data into a temp folder)")
-    parser.add_argument("--duration", type=int, default=5, help="seconds per measurement (default 5)")
-    parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up (default 2)")
-    parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
-    parser.add_argument("--worker-class", default="meinheld", choices=("meinheld", "sync"))
-    parser.add_argument("--out", default=str(HERE / "results" / "http.json"))
-    args = parser.parse_args()
+def price_path(name):
+    return "/api/prices?" + QUERIES[name]
 
-    scratch = tempfile.mkdtemp(prefix="bench-http-")
-    data_dir = args.data_dir
-    if data_dir is None:
-        from ercot_fast.demo import write_demo_data
 
-        data_dir = os.path.join(scratch, "demo")
-        write_demo_data(data_dir)
+def prices(*names):
+    """{name: (price_path(name), no wrk script)}."""
+    return {name: (price_path(name), None) for name in names}
+
+
+def gunicorn(args, app, addr):
+    """One gunicorn worker of --worker-class serving ``app`` of baseline_apps on ``addr``."""
     worker = {"meinheld": "meinheld.gmeinheld.MeinheldWorker", "sync": "sync"}[args.worker_class]
-    gunicorn = [str(BIN / "gunicorn"), "--chdir", str(HERE), "-w", "1", "-k", worker, "--no-control-socket", "-b", "127.0.0.1:{port}"]
-    ours = [str(BIN / "ercot-fast"), "serve", "--data-dir", data_dir, "--workers", "1", "--worker-class", args.worker_class,
-            "--json-addr", "127.0.0.1:{port}", "--log-level", "warning"]
-    results = {}
+    return [harness.BIN / "gunicorn", "--chdir", harness.HERE, "-w", "1", "-k", worker, "--no-control-socket",
+            "-b", addr, f"baseline_apps:{app}"]
 
-    print("servers, one at a time; wrk -t1, one worker each", flush=True)
-    server = Server("hello-world Falcon", [*gunicorn, "baseline_apps:hello"])
-    try:
-        results["hello_world"] = measure(server, "/", args)
-    finally:
-        server.stop()
+
+def ours(args, data_dir, cache_mb, addr):
+    """``ercot-fast serve``, one worker of --worker-class, its response cache ``cache_mb`` MB."""
+    return harness.serve_command(data_dir, addr, harness.free_addr(), 1, "--worker-class", args.worker_class,
+                                 "--response-cache-mb", cache_mb)
+
+
+def roapi(data_dir, addr):
+    """ROAPI serving the day-ahead files of 2023 and 2024 (REST on ``addr``)."""
+    tables = []
+    for year in (2023, 2024):
+        tables += ["-t", f"day_ahead_{year}={data_dir}/flattened/DA_prices_{year}.parquet"]
+    return [harness.BIN / "roapi", "-a", addr, "-p", harness.free_addr(), "--addr-flight-sql", harness.free_addr(),
+            *tables]
+
+
+def measure_all(args, data_dir):
+    """Every server, one at a time: {server: {query: measure}} (hello_world: one measure)."""
+    hello = measure_server("hello-world Falcon", partial(gunicorn, args, "hello"), "/", {"/": ("/", None)}, args)
+    results = {"hello_world": hello["/"]}
     for label, cache_mb in (("ours, response cache off", "0"), ("ours, response cache on", "64")):
-        server = Server(label, [*ours, "--response-cache-mb", cache_mb], env={"FLIGHT_ADDR": f"127.0.0.1:{free_port()}"}, ready_path="/api/health")
-        try:
-            results[label] = {name: measure(server, "/api/prices?" + q, args) for name, q in QUERIES.items()}
-            if cache_mb == "0":  # the path of a query string seen for the first time
-                results[label]["tile_unique"] = measure(server, "/api/prices?" + QUERIES["tile"], args, UNIQUE)
-        finally:
-            server.stop()
-    server = Server("straightforward numpy+orjson", [*gunicorn, "baseline_apps:straightforward"], env={"BENCH_DATA_DIR": data_dir},
-                    ready_path="/api/prices?" + QUERIES["tile"])
-    try:
-        results["straightforward"] = {name: measure(server, "/api/prices?" + QUERIES[name], args) for name in ("tile", "analyst")}
-    finally:
-        server.stop()
-    if (BIN / "roapi").exists():
-        tables = [arg for year in (2023, 2024) for arg in ("-t", f"day_ahead_{year}={data_dir}/flattened/DA_prices_{year}.parquet")]
-        server = Server("ROAPI", [str(BIN / "roapi"), "-a", "127.0.0.1:{port}", "-p", f"127.0.0.1:{free_port()}",
-                                  "--addr-flight-sql", f"127.0.0.1:{free_port()}", *tables], ready_path="/api/schema")
-        try:
-            results["roapi"] = {name: measure(server, roapi_url(name), args) for name in ("tile", "analyst")}
-        finally:
-            server.stop()
+        paths = prices(*QUERIES)
+        if cache_mb == "0":  # the path of a query string seen for the first time
+            paths["tile_unique"] = (price_path("tile"), UNIQUE)
+        results[label] = measure_server(label, partial(ours, args, data_dir, cache_mb), "/api/health", paths, args)
+    results["straightforward"] = measure_server(
+        "straightforward numpy+orjson", partial(gunicorn, args, "straightforward"), price_path("tile"),
+        prices("tile", "analyst"), args, env={"BENCH_DATA_DIR": data_dir})
+    if (harness.BIN / "roapi").exists():
+        paths = {name: (roapi_url(name), None) for name in ("tile", "analyst")}
+        results["roapi"] = measure_server("ROAPI", partial(roapi, data_dir), "/api/schema", paths, args)
+    return results
 
+
+def ratios_of(results):
     hello = results["hello_world"]["requests_per_s"]
     off, on = results["ours, response cache off"], results["ours, response cache on"]
     ratios = {
@@ -196,18 +150,33 @@ def main():
     if "roapi" in results:
         ratios["tile_cache_off_vs_roapi"] = off["tile"]["requests_per_s"] / results["roapi"]["tile"]["requests_per_s"]
         ratios["analyst_cache_off_vs_roapi"] = off["analyst"]["requests_per_s"] / results["roapi"]["analyst"]["requests_per_s"]
+    return ratios
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    harness.add_data_dir_option(parser)
+    parser.add_argument("--duration", type=int, default=5, help="seconds per measurement (default 5)")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up (default 2)")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
+    parser.add_argument("--worker-class", default="meinheld", choices=("meinheld", "sync"))
+    parser.add_argument("--out", default=str(harness.RESULTS / "http.json"))
+    args = parser.parse_args()
+
+    print("servers, one at a time; wrk -t1, one worker each", flush=True)
+    with harness.scratch("bench-http-") as scratch:
+        results = measure_all(args, harness.data_dir(args.data_dir, scratch, write_demo_data))
+    ratios = ratios_of(results)
     print("\nratios:")
     for name, value in ratios.items():
         print(f"  {name:<40} {value:6.2f}")
     report = {
-        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(), "python": platform.python_version()},
+        "machine": harness.machine("cpus", "processor", "python"),
         "settings": vars(args),
         "results": results,
         "ratios": ratios,
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    shutil.rmtree(scratch, ignore_errors=True)
+    harness.write_results(args.out, report)
 
 
 if __name__ == "__main__":

@@ -28,12 +28,10 @@ from the repository root with ercot_fast installed (pip install -e .) and pandas
 import argparse
 import datetime as dt
 import io
-import json
-import platform
 import shutil
 import tempfile
-import time
 import zipfile
+from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -42,6 +40,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+import _harness as harness
 import ercot_fast.ingest as ingest_module
 from ercot_fast.ingest import sources, validation
 
@@ -51,9 +50,7 @@ UTC = dt.timezone.utc
 RT_HEADER = (
     "DeliveryDate,DeliveryHour,DeliveryInterval,SettlementPointName,SettlementPointType,SettlementPointPrice,DSTFlag\n"
 )
-HUBS = [("HB_BUSAVG", "SH"), ("HB_HOUSTON", "HU"), ("HB_HUBAVG", "AH"), ("HB_NORTH", "HU"), ("HB_PAN", "HU"),
-        ("HB_SOUTH", "HU"), ("HB_WEST", "HU")]
-ZONES = ["LZ_AEN", "LZ_CPS", "LZ_HOUSTON", "LZ_LCRA", "LZ_NORTH", "LZ_RAYBN", "LZ_SOUTH", "LZ_WEST"]
+HUB_TYPES = {"HB_BUSAVG": "SH", "HB_HUBAVG": "AH"}  # SettlementPointType; every other hub is HU
 
 
 def real_csvs():
@@ -67,7 +64,8 @@ def write_rt_intervals(folder, first_day, days, resource_nodes, seed):
     """One ZIP per 15-minute interval of ``days`` Central market days from
     ``first_day``, as ERCOT ships NP6-905-CD. Returns the number of CSV data rows."""
     rng = np.random.default_rng(seed)
-    points = HUBS + [(z, t) for z in ZONES for t in ("LZ", "LZEW")]
+    points = [(h, HUB_TYPES.get(h, "HU")) for h in harness.HUBS]
+    points += [(z, t) for z in harness.LOAD_ZONES for t in ("LZ", "LZEW")]
     points += [(f"RN_{i:05d}", "RN") for i in range(resource_nodes)]
     level = rng.uniform(15, 40, len(points))
     instant = dt.datetime.combine(first_day, dt.time(), CENTRAL).astimezone(UTC)
@@ -136,12 +134,7 @@ def race(inputs, paths, repeat, scratch):
     }
     for path in paths:  # into the page cache
         path.read_bytes()
-    best, rows = dict.fromkeys(competitors, float("inf")), {}
-    for _ in range(repeat):
-        for name, call in competitors.items():
-            start = time.perf_counter()
-            rows[name] = call()
-            best[name] = min(best[name], time.perf_counter() - start)
+    best, rows = harness.best_of(competitors, repeat)
     assert len(set(rows.values())) == 1, f"competitors read different rows: {rows}"
     return best, rows["ingest"]
 
@@ -166,6 +159,22 @@ def summarise(label, paths, seconds, rows):
     return figures
 
 
+def race_rt_zips(args, scratch):
+    """Generate the year (or --days) of RT interval ZIPs into ``scratch`` and race on them."""
+    zips = scratch / "rt_zips"
+    zips.mkdir()
+    first_day = dt.date(args.year, 1, 1)
+    days = args.days or (dt.date(args.year + 1, 1, 1) - first_day).days
+    write = partial(write_rt_intervals, zips, first_day, days, args.resource_nodes, args.seed)
+    seconds, generated = harness.timed(write)
+    print(f"\ngenerated {len(list(zips.iterdir())):,} RT interval ZIPs ({generated:,} rows) in {seconds:.1f} s")
+    paths = sorted(zips.iterdir())
+    seconds, rows = race([zips], paths, args.repeat, scratch)
+    figures = summarise("RT interval ZIPs", paths, seconds, rows)
+    figures.update(year=args.year, days=days, resource_nodes=args.resource_nodes)
+    return figures
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--year", type=int, default=2021, help="year of generated RT ZIPs (default 2021)")
@@ -177,38 +186,17 @@ def main():
     parser.add_argument("--out", help="write the results as JSON to this file")
     args = parser.parse_args()
 
-    scratch = Path(tempfile.mkdtemp(prefix="bench_ingest_", dir=args.scratch))
-    try:
-        results = {
-            "question": "rows/s of ercot-fast ingest vs pandas.read_csv of the same bytes",
-            "command": "python bench/bench_ingest.py " + " ".join(
-                f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-                if v is not None and k not in ("out", "scratch")),
-            "machine": {"python": platform.python_version(), "processor": platform.machine(),
-                        "pandas": pd.__version__, "pyarrow": pa.__version__},
-        }
+    results = {
+        "question": "rows/s of ercot-fast ingest vs pandas.read_csv of the same bytes",
+        "command": harness.command_line("bench_ingest.py", args, skip=("out", "scratch")),
+        "machine": harness.machine("python", "processor", pandas=pd.__version__, pyarrow=pa.__version__),
+    }
+    with harness.scratch("bench_ingest_", args.scratch) as scratch:
         paths = real_csvs()
         seconds, rows = race(paths, paths, args.repeat, scratch)
         results["real_csvs"] = summarise("real CSVs", paths, seconds, rows)
-
-        zips = scratch / "rt_zips"
-        zips.mkdir()
-        started = time.perf_counter()
-        first_day = dt.date(args.year, 1, 1)
-        days = args.days or (dt.date(args.year + 1, 1, 1) - first_day).days
-        generated = write_rt_intervals(zips, first_day, days, args.resource_nodes, args.seed)
-        print(f"\ngenerated {len(list(zips.iterdir())):,} RT interval ZIPs ({generated:,} rows) "
-              f"in {time.perf_counter() - started:.1f} s")
-        paths = sorted(zips.iterdir())
-        seconds, rows = race([zips], paths, args.repeat, scratch)
-        results["rt_interval_zips"] = summarise("RT interval ZIPs", paths, seconds, rows)
-        results["rt_interval_zips"].update(year=args.year, days=days, resource_nodes=args.resource_nodes)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    if args.out:
-        with open(args.out, "w") as handle:
-            json.dump(results, handle, indent=2)
-            handle.write("\n")
+        results["rt_interval_zips"] = race_rt_zips(args, scratch)
+    harness.write_results(args.out, results)
 
 
 if __name__ == "__main__":

@@ -17,21 +17,15 @@ or PYTHONPATH=. after python setup.py build_ext --inplace).
 """
 import argparse
 import json
-import platform
-import time
 
 import numpy as np
 import orjson
 import pyarrow as pa
 
+import _harness as harness
 from ercot_fast.kernels import _jsonwrite as kernel
 from ercot_fast.kernels import _jsonwrite_py as twin
 
-SETTLEMENT_POINTS = [
-    "HB_BUSAVG", "HB_HOUSTON", "HB_HUBAVG", "HB_NORTH", "HB_PAN", "HB_SOUTH", "HB_WEST",
-    "LZ_AEN", "LZ_CPS", "LZ_HOUSTON", "LZ_LCRA", "LZ_NORTH", "LZ_RAYBN", "LZ_SOUTH", "LZ_WEST",
-    "DC_E", "DC_L", "DC_N", "DC_R", "DC_S",
-]
 ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z
 YEAR_2021_MS = 1_609_459_200_000
 
@@ -51,27 +45,64 @@ def make_table(rows, series, seed, non_cents):
         averaged = rng.random(rows) < non_cents
         prices[averaged] = prices[averaged] / 3
         nulls = rng.random(rows) < 0.01
-        names.append(SETTLEMENT_POINTS[index % len(SETTLEMENT_POINTS)])
+        names.append(harness.SETTLEMENT_POINTS[index % len(harness.SETTLEMENT_POINTS)])
         columns.append(pa.array(prices, type=pa.float64(), mask=nulls))
         arrays.append(prices)
     return timestamps, names, columns, arrays
 
 
-def best_seconds(competitors, repeat):
-    """Best time per call of each competitor, run round-robin so that all share the machine's state."""
-    numbers = {}
-    for name, call in competitors.items():
-        start = time.perf_counter()
-        call()
-        numbers[name] = max(1, int(0.1 / max(time.perf_counter() - start, 1e-9)))
-    best = dict.fromkeys(competitors, float("inf"))
-    for _ in range(repeat):
-        for name, call in competitors.items():
-            start = time.perf_counter()
-            for _ in range(numbers[name]):
-                call()
-            best[name] = min(best[name], (time.perf_counter() - start) / numbers[name])
-    return best
+def competitors_for(args):
+    """The competitors on the table of ``args``, each a call that returns its document."""
+    timestamps, names, columns, arrays = make_table(args.rows, args.series, args.seed, args.non_cents)
+    stamps64 = timestamps.astype("datetime64[ms]")
+    data = [{"hub": name, "prices": prices} for name, prices in zip(names, arrays)]
+    return {
+        "kernel": lambda: kernel.write_prices(timestamps, None, names, columns),
+        "orjson": lambda: orjson.dumps({"timestamps": stamps64, "data": data}, option=ORJSON_OPTIONS),
+        "kernel_stamps": lambda: kernel.write_prices(timestamps, None, [], []),
+        "orjson_stamps": lambda: orjson.dumps({"timestamps": stamps64, "data": []}, option=ORJSON_OPTIONS),
+        "twin": lambda: twin.write_prices(timestamps, None, names, columns),
+    }
+
+
+def check_same_content(competitors):
+    """The kernel's document is orjson's with the nulls in place."""
+    ours, theirs = json.loads(competitors["kernel"]()), json.loads(competitors["orjson"]())
+    assert ours["timestamps"] == theirs["timestamps"]
+    for mine, other in zip(ours["data"], theirs["data"], strict=True):
+        assert all(a is None or a == b for a, b in zip(mine["prices"], other["prices"], strict=True))
+
+
+def report(args, competitors, seconds, prices):
+    return {
+        "question": "write a year of hourly prices for 20 settlement points as JSON: kernel vs orjson",
+        "command": harness.command_line("bench_jsonwrite.py", args, skip=("out",)),
+        "machine": harness.machine("python", "processor", orjson=orjson.__version__),
+        "rows": args.rows,
+        "series": args.series,
+        "non_cents": args.non_cents,
+        "output_bytes": {"kernel": len(competitors["kernel"]()), "orjson": len(competitors["orjson"]())},
+        "seconds": seconds,
+        "ratios": {
+            "document kernel/orjson": seconds["kernel"] / seconds["orjson"],
+            "timestamps kernel/orjson": seconds["kernel_stamps"] / seconds["orjson_stamps"],
+            "prices kernel/orjson": prices["kernel"] / prices["orjson"],
+            "document twin/kernel": seconds["twin"] / seconds["kernel"],
+        },
+        "ns_per_price": {who: 1e9 * prices[who] / (args.rows * args.series) for who in prices},
+    }
+
+
+def print_table(args, seconds, prices):
+    print(f"{args.rows} rows x {args.series} series, {args.non_cents:.0%} not whole cents, best of {args.repeat}")
+    print(f"{'what':<16}{'kernel ms':>12}{'orjson ms':>12}{'ratio':>8}")
+    for what, ours_s, theirs_s in [
+        ("document", seconds["kernel"], seconds["orjson"]),
+        ("timestamps", seconds["kernel_stamps"], seconds["orjson_stamps"]),
+        ("price arrays", prices["kernel"], prices["orjson"]),
+    ]:
+        print(f"{what:<16}{ours_s * 1e3:>12.3f}{theirs_s * 1e3:>12.3f}{ours_s / theirs_s:>8.2f}")
+    print(f"twin (reference): {seconds['twin'] * 1e3:.1f} ms per document")
 
 
 def main():
@@ -86,55 +117,13 @@ def main():
     parser.add_argument("--out", help="write the results as JSON to this file")
     args = parser.parse_args()
 
-    timestamps, names, columns, arrays = make_table(args.rows, args.series, args.seed, args.non_cents)
-    stamps64 = timestamps.astype("datetime64[ms]")
-    data = [{"hub": name, "prices": prices} for name, prices in zip(names, arrays)]
-    competitors = {
-        "kernel": lambda: kernel.write_prices(timestamps, None, names, columns),
-        "orjson": lambda: orjson.dumps({"timestamps": stamps64, "data": data}, option=ORJSON_OPTIONS),
-        "kernel_stamps": lambda: kernel.write_prices(timestamps, None, [], []),
-        "orjson_stamps": lambda: orjson.dumps({"timestamps": stamps64, "data": []}, option=ORJSON_OPTIONS),
-        "twin": lambda: twin.write_prices(timestamps, None, names, columns),
-    }
-    # Same content: the kernel's document is orjson's with the nulls in place.
-    ours, theirs = json.loads(competitors["kernel"]()), json.loads(competitors["orjson"]())
-    assert ours["timestamps"] == theirs["timestamps"]
-    for mine, other in zip(ours["data"], theirs["data"], strict=True):
-        assert all(a is None or a == b for a, b in zip(mine["prices"], other["prices"], strict=True))
-
-    seconds = best_seconds(competitors, args.repeat)
+    competitors = competitors_for(args)
+    check_same_content(competitors)
+    seconds, _ = harness.best_of(competitors, args.repeat, harness.calls_per_round(competitors))
     prices = {who: seconds[who] - seconds[f"{who}_stamps"] for who in ("kernel", "orjson")}
-    results = {
-        "question": "write a year of hourly prices for 20 settlement points as JSON: kernel vs orjson",
-        "command": "python bench/bench_jsonwrite.py " + " ".join(
-            f"--{key.replace('_', '-')} {value}" for key, value in vars(args).items() if key != "out"),
-        "machine": {"python": platform.python_version(), "processor": platform.machine(),
-                    "orjson": orjson.__version__},
-        "rows": args.rows,
-        "series": args.series,
-        "non_cents": args.non_cents,
-        "output_bytes": {"kernel": len(competitors["kernel"]()), "orjson": len(competitors["orjson"]())},
-        "seconds": seconds,
-        "ratios": {
-            "document kernel/orjson": seconds["kernel"] / seconds["orjson"],
-            "timestamps kernel/orjson": seconds["kernel_stamps"] / seconds["orjson_stamps"],
-            "prices kernel/orjson": prices["kernel"] / prices["orjson"],
-            "document twin/kernel": seconds["twin"] / seconds["kernel"],
-        },
-        "ns_per_price": {who: 1e9 * prices[who] / (args.rows * args.series) for who in prices},
-    }
-    print(f"{args.rows} rows x {args.series} series, {args.non_cents:.0%} not whole cents, best of {args.repeat}")
-    print(f"{'what':<16}{'kernel ms':>12}{'orjson ms':>12}{'ratio':>8}")
-    for what, ours_s, theirs_s in [
-        ("document", seconds["kernel"], seconds["orjson"]),
-        ("timestamps", seconds["kernel_stamps"], seconds["orjson_stamps"]),
-        ("price arrays", prices["kernel"], prices["orjson"]),
-    ]:
-        print(f"{what:<16}{ours_s * 1e3:>12.3f}{theirs_s * 1e3:>12.3f}{ours_s / theirs_s:>8.2f}")
-    print(f"twin (reference): {seconds['twin'] * 1e3:.1f} ms per document")
-    if args.out:
-        with open(args.out, "w") as handle:
-            json.dump(results, handle, indent=2)
+    results = report(args, competitors, seconds, prices)
+    print_table(args, seconds, prices)
+    harness.write_results(args.out, results)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,8 @@ def result_schema(selection, synthetic=False):
     return pa.schema(fields, metadata=metadata)
 
 
-def _rows_per_batch(bytes_per_row):
+def rows_per_batch(bytes_per_row):
+    """Rows of one record batch of rows that take ``bytes_per_row``, within both bounds."""
     return max(1, min(MAX_BATCH_ROWS, MAX_BATCH_BYTES // bytes_per_row))
 
 
@@ -74,7 +75,7 @@ def result_parts(selection, schema):
 
 
 def _wide_batches(times, columns, schema):
-    step = _rows_per_batch(8 * (1 + len(columns)) + (len(columns) + 7) // 8)
+    step = rows_per_batch(8 * (1 + len(columns)) + (len(columns) + 7) // 8)
     for start in range(0, len(times), step):
         prices = [column.slice(start, step) for column in columns]
         batch = pa.RecordBatch.from_arrays([times.slice(start, step), *prices], schema=schema)
@@ -83,7 +84,7 @@ def _wide_batches(times, columns, schema):
 
 def _hub_batches(times, name, column, schema, offsets):
     encoded = name.encode()
-    step = _rows_per_batch(8 + 4 + len(encoded) + 8 + 1)
+    step = rows_per_batch(8 + 4 + len(encoded) + 8 + 1)
     # PERF: one hub array per series, sliced for every batch of that series
     hubs = _repeated(encoded, min(step, len(times)), offsets)
     for start in range(0, len(times), step):

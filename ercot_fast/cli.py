@@ -48,7 +48,11 @@ def cmd_serve(args):
     _setup_logging(settings.log_level)
     log.info("ercot-fast %s starting: %s", __version__, settings.describe())
     from ercot_fast import kernels
-    from ercot_fast.serve import gunicorn
+
+    try:
+        from ercot_fast.serve import gunicorn
+    except ModuleNotFoundError as exc:
+        raise SystemExit(f"error: `ercot-fast serve` needs {exc.name}, which is not installed: run `sh docker/install.sh`")
 
     gunicorn.check_worker_class(settings.worker_class)
     log.info("kernels: %s", ", ".join(f"{k} {'compiled' if v else 'pure-Python twin'}" for k, v in kernels.COMPILED.items()))
@@ -96,7 +100,13 @@ def build_parser():
     )
     parser.add_argument("--version", action="version", version=f"ercot-fast {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_serve(commands)
+    _add_demo_data(commands)
+    _add_ingest(commands)
+    return parser
 
+
+def _add_serve(commands):
     serve = commands.add_parser(
         "serve",
         help="load a data directory into memory and serve the HTTP JSON API and Arrow Flight",
@@ -107,6 +117,8 @@ def build_parser():
     config.add_serve_arguments(serve)
     serve.set_defaults(func=cmd_serve)
 
+
+def _add_demo_data(commands):
     demo_data = commands.add_parser(
         "demo-data",
         help="write a synthetic, seeded demo data set (2019-2024) in the reference layout",
@@ -115,6 +127,8 @@ def build_parser():
     demo_data.add_argument("--seed", type=int, default=20190101, help="random seed (default 20190101)")
     demo_data.set_defaults(func=cmd_demo_data)
 
+
+def _add_ingest(commands):
     ingest = commands.add_parser(
         "ingest",
         help="ingest ERCOT report files (CSV, ZIP, folders) into a data directory, DST-correct",
@@ -150,7 +164,6 @@ def build_parser():
     )
     ingest.add_argument("--log-level", help="debug, info, warning or error (env LOG_LEVEL; default info)")
     ingest.set_defaults(func=cmd_ingest)
-    return parser
 
 
 def main(argv=None):

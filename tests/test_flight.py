@@ -467,3 +467,33 @@ def test_dataframes_need_pandas_tables_do_not(location, monkeypatch):
         assert prices.table(**GOOD).num_rows == 49
         with pytest.raises(ImportError, match="DataFrames need pandas: `pip install pandas`"):
             prices.dataframe(**GOOD)
+
+
+# --- the seam ----------------------------------------------------------------------
+
+
+class RecordingFactory(flight.ServerMiddlewareFactory):
+    """Sees every call, as authentication or metrics will."""
+
+    def __init__(self):
+        self.calls = []
+
+    def start_call(self, info, headers):
+        self.calls.append(info.method)
+        return None
+
+
+def test_every_flight_call_passes_the_middleware_seam(utc_store):
+    seen = RecordingFactory()
+    served = ercot_flight.PriceFlightServer(utc_store, "grpc://127.0.0.1:0", middleware={"record": seen})
+    try:
+        with flight.connect(f"grpc://127.0.0.1:{served.port}") as client:
+            list(client.list_flights())
+            client.do_get(flight.Ticket(tickets.dataset_ticket("ancillary_services"))).read_all()
+            with pytest.raises(pa.ArrowInvalid):
+                client.do_get(flight.Ticket(b"garbage")).read_all()
+            list(client.do_action(flight.Action("healthcheck", b"")))
+    finally:
+        served.shutdown()
+    methods = flight.FlightMethod
+    assert seen.calls == [methods.LIST_FLIGHTS, methods.DO_GET, methods.DO_GET, methods.DO_ACTION]

@@ -1,0 +1,96 @@
+"""The generic supervisor of the master's forked children: readiness, stop,
+restart over new arguments, crash restart, and start errors. The children
+here are small targets of this file, not the Flight server."""
+import os
+import signal
+import time
+
+import pytest
+
+from ercot_fast.errors import ChildStartError
+from ercot_fast.serve.supervisor import Supervisor
+
+
+def serve_tag(child, tag):
+    """A child that is ready at once, says ``tag``, and runs until stopped."""
+    child.ready(tag)
+    child.wait_for_stop()
+
+
+def fail_to_start(child, reason):
+    raise OSError(reason)
+
+
+def alive(pid):
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return False
+    return done == 0
+
+
+@pytest.fixture
+def supervisor():
+    made = []
+
+    def make(target):
+        made.append(Supervisor("test child", target))
+        return made[-1]
+
+    yield make
+    for sup in made:
+        sup.stop(timeout=5)
+
+
+def test_start_waits_for_ready_and_stop_ends_the_child(supervisor):
+    sup = supervisor(serve_tag)
+    pid = sup.start("first")
+    assert sup.pid == pid and sup.detail == "first" and alive(pid)
+    sup.stop(timeout=5)
+    assert sup.pid is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # reaped, gone
+
+
+def test_restart_runs_a_new_child_over_new_arguments(supervisor):
+    sup = supervisor(serve_tag)
+    old = sup.start("old data")
+    sup.restart("new data")
+    assert sup.pid != old and sup.detail == "new data"
+    deadline = time.monotonic() + 5
+    while sup._retiring and time.monotonic() < deadline:
+        sup.reap()
+        time.sleep(0.02)
+    assert not sup._retiring  # the old child stopped and was reaped
+
+
+def test_a_crashed_child_is_restarted_with_the_same_arguments(supervisor):
+    sup = supervisor(serve_tag)
+    first = sup.start("data")
+    os.kill(first, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while (sup.pid in (None, first)) and time.monotonic() < deadline:
+        sup.keep_alive()  # the arbiter calls this from its main loop
+        time.sleep(0.02)
+    assert sup.pid not in (None, first) and sup.detail == "data" and alive(sup.pid)
+
+
+def test_a_child_stopped_on_purpose_is_not_restarted(supervisor):
+    sup = supervisor(serve_tag)
+    pid = sup.start("data")
+    os.kill(pid, signal.SIGTERM)  # exits 0: someone stopped it
+    deadline = time.monotonic() + 5
+    while sup.pid is not None and time.monotonic() < deadline:
+        sup.keep_alive()
+        time.sleep(0.02)
+    for _ in range(10):
+        sup.keep_alive()
+    assert sup.pid is None
+
+
+def test_a_child_that_cannot_start_says_why(supervisor):
+    sup = supervisor(fail_to_start)
+    with pytest.raises(ChildStartError) as caught:
+        sup.start("port 1 is taken", timeout=10)
+    assert caught.value.message == "test child cannot start" and caught.value.details == "port 1 is taken"
+    assert sup.pid is None

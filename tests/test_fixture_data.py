@@ -1,10 +1,12 @@
 """Real ERCOT prices without ../shared: tests/data's cut of the shared data
 (tests/data/README.md) through the store, the HTTP contract, ingest and the
 served stack, each checked against an independent reading of the fixture's
-report files (reference_layout: csv module and zoneinfo, row by row)."""
+report files (reference_layout: csv module and zoneinfo, row by row). Then the
+switch that skips, or fails, the tests that need all of ../shared/data/ercot."""
 import datetime as dt
 import json
 import logging
+import os
 import subprocess
 import sys
 import zipfile
@@ -417,3 +419,53 @@ def test_cli_ingest_then_serve_over_http_and_flight(tmp_path, fixture_da):
         log = served.stop()
     assert served.proc.returncode == 0, log
 
+
+# --- the switch: tests that need all of ../shared/data/ercot -----------------------------
+
+
+def test_shared_data_has_the_files_the_tests_read(real_data):
+    """Run by the two tests below in a pytest of its own, as the smallest test that needs the real data."""
+    wanted = [*DA_CSV.values(), *RT_CSV.values(), real_data / "np4_190_cd" / "monthly", real_data / "raw_ercot_reports"]
+    assert [p for p in wanted if not p.exists()] == []
+
+
+def run_the_probe(tmp_path, shared, require):
+    """pytest, in a subprocess, on test_shared_data_has_the_files_the_tests_read alone."""
+    env = {**os.environ, "ERCOT_FAST_SHARED_DATA": str(shared)}
+    env.pop("ERCOT_FAST_REQUIRE_REAL_DATA", None)
+    if require:
+        env["ERCOT_FAST_REQUIRE_REAL_DATA"] = "1"
+    probe = f"{Path(__file__).resolve().relative_to(ROOT)}::test_shared_data_has_the_files_the_tests_read"
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "--basetemp", str(tmp_path / "basetemp"), probe],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_without_the_shared_data_a_test_needing_it_is_skipped(tmp_path):
+    missing = tmp_path / "no_shared_data"
+    run = run_the_probe(tmp_path, missing, require=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.splitlines()[0].startswith("s ") and "1 skipped" in run.stdout
+    assert "SKIPPED [1] tests/test_fixture_data.py" in run.stdout
+    assert f"needs the real ERCOT data in {missing}, which is not a directory" in run.stdout
+
+
+def test_without_the_shared_data_and_required_a_test_needing_it_fails(tmp_path):
+    missing = tmp_path / "no_shared_data"
+    run = run_the_probe(tmp_path, missing, require=True)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "1 error" in run.stdout and "skipped" not in run.stdout
+    assert f"needs the real ERCOT data in {missing}, which is not a directory" in run.stdout
+    assert "ERCOT_FAST_REQUIRE_REAL_DATA=1 makes this a failure" in run.stdout
+
+
+def test_the_shared_data_is_found_where_the_environment_says(real_data, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.symlink_to(real_data, target_is_directory=True)
+    run = run_the_probe(tmp_path, elsewhere, require=True)
+    assert run.returncode == 0 and "1 passed" in run.stdout, run.stdout + run.stderr

@@ -19,7 +19,7 @@ ISO_Z = "%Y-%m-%dT%H:%M:%SZ"
 
 
 @pytest.fixture(scope="module")
-def da_prices():
+def da_prices(real_data):
     prices = {}
     for path in DA_CSV.values():
         prices.update(read_da_csv(path))
@@ -27,7 +27,7 @@ def da_prices():
 
 
 @pytest.fixture(scope="module")
-def rt_prices():
+def rt_prices(real_data):
     prices = {}
     for path in RT_CSV.values():
         prices.update(read_rt_csv(path))

@@ -168,7 +168,7 @@ def lines_of_days(path, dates):
 
 
 @pytest.fixture(scope="module")
-def real(tmp_path_factory):
+def real(real_data, tmp_path_factory):
     """All of np4_190_cd/ (yearly and monthly), np6_905_cd/ and raw_ercot_reports/."""
     data_dir = tmp_path_factory.mktemp("ingested")
     report = ingest([SHARED_DATA / "np4_190_cd", SHARED_DATA / "np6_905_cd", RAW], data_dir)
@@ -181,7 +181,7 @@ def real_store(real):
 
 
 @pytest.fixture(scope="module")
-def lz_only(tmp_path_factory):
+def lz_only(real_data, tmp_path_factory):
     folder = tmp_path_factory.mktemp("lz_only")
     return {year: without_energy_weighted(path, folder) for year, path in RT_CSV.items()}
 
@@ -307,7 +307,7 @@ def test_real_flags_prices_outside_plausible_bounds(real):
 
 
 @pytest.fixture(scope="module")
-def zipped(tmp_path_factory):
+def zipped(real_data, tmp_path_factory):
     """DA 2020-10 and 2020-11 and RT 2020-02 as ERCOT ships them: DA one ZIP per
     day, RT one ZIP per day holding one CSV per interval, and November's days
     wrapped once more in a monthly ZIP (a ZIP of ZIPs)."""
@@ -367,6 +367,7 @@ def test_same_values_from_csv_from_zips_and_in_any_order(zipped, tmp_path):
     assert report.csv_streams == 29 * 96 + 31 + 30
 
 
+@pytest.mark.usefixtures("real_data")
 def test_conflicting_inputs_of_one_run_resolve_by_modification_time_then_path(tmp_path):
     original = lines_of_days(DA_MONTHLY / "dam_spp_hub_lz_2020-11.csv", {"11/01/2020"})
     corrected = original.replace("HB_NORTH,21.26,N", "HB_NORTH,99.99,N")
@@ -393,6 +394,7 @@ def test_conflicting_inputs_of_one_run_resolve_by_modification_time_then_path(tm
 # --- incremental, idempotent, corrections -------------------------------------------------------
 
 
+@pytest.mark.usefixtures("real_data")
 def test_reingest_changes_nothing(tmp_path):
     inputs = [DA_MONTHLY / "dam_spp_hub_lz_2020-10.csv", DA_MONTHLY / "dam_spp_hub_lz_2020-11.csv", RT_CSV[2020]]
     ingest(inputs, tmp_path)
@@ -405,6 +407,7 @@ def test_reingest_changes_nothing(tmp_path):
         assert report["datasets"][name]["files_written"] == []
 
 
+@pytest.mark.usefixtures("real_data")
 def test_new_days_are_added_rewriting_only_their_month(tmp_path):
     november = DA_MONTHLY / "dam_spp_hub_lz_2020-11.csv"
     (tmp_path / "in").mkdir()
@@ -424,6 +427,7 @@ def test_new_days_are_added_rewriting_only_their_month(tmp_path):
     assert counts[dt.date(2020, 11, 1)] == 25 and counts[dt.date(2020, 11, 2)] == 24 and len(counts) == 33
 
 
+@pytest.mark.usefixtures("real_data")
 def test_republished_day_replaces_values_and_the_log_says_so(tmp_path, caplog):
     november = DA_MONTHLY / "dam_spp_hub_lz_2020-11.csv"
     data_dir = tmp_path / "data"
@@ -534,6 +538,7 @@ def rejections(report):
     return {reason: [(e["file"], e["line"]) for e in r["examples"]] for reason, r in by_reason.items()}
 
 
+@pytest.mark.usefixtures("real_data")
 @pytest.mark.parametrize("packed", ["csv", "zip member batched with other files"])
 def test_malformed_rows_are_reported_with_file_and_line(tmp_path, packed):
     clean = lines_of_days(DA_MONTHLY / "dam_spp_hub_lz_2020-02.csv", {"02/01/2020", "02/02/2020"})
@@ -562,6 +567,7 @@ def test_malformed_rows_are_reported_with_file_and_line(tmp_path, packed):
     }
 
 
+@pytest.mark.usefixtures("real_data")
 def test_unreadable_and_unknown_files_are_reported_and_skipped(tmp_path):
     good = tmp_path / "in" / "good.csv"
     good.parent.mkdir()
@@ -582,6 +588,7 @@ def test_unreadable_and_unknown_files_are_reported_and_skipped(tmp_path):
     assert len(stored(tmp_path / "data", "day_ahead")) == 24 * 15
 
 
+@pytest.mark.usefixtures("real_data")
 def test_format_comes_from_the_header_not_the_name(tmp_path):
     day = lines_of_days(DA_MONTHLY / "dam_spp_hub_lz_2020-02.csv", {"02/05/2020"})
     (tmp_path / "rtm_NP6-905-CD.zip").write_bytes(zip_bytes({"AS_prices.txt": day}))
@@ -592,6 +599,7 @@ def test_format_comes_from_the_header_not_the_name(tmp_path):
     assert stored(tmp_path / "data", "day_ahead")[utc_ms(2020, 2, 6, 6), "HB_NORTH"] == 1001.25
 
 
+@pytest.mark.usefixtures("real_data")
 def test_settlement_point_filter(tmp_path):
     inputs = [RT_CSV[2021], DA_MONTHLY / "dam_spp_hub_lz_2021-02.csv"]
     report = ingest(inputs, tmp_path, settlement_points={"HB_NORTH", "LZ_WEST", "HB_NOWHERE"})
@@ -654,7 +662,7 @@ CRASHING_RUN = textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def old_and_new(tmp_path_factory):
+def old_and_new(real_data, tmp_path_factory):
     """A store from altered copies of DA 2020 (old), and what ingesting the
     real 2020 file over it gives (new)."""
     root = tmp_path_factory.mktemp("crash")
@@ -782,6 +790,7 @@ def served():
         service.stop()  # SIGTERM: gunicorn stops its workers too
 
 
+@pytest.mark.usefixtures("real_data")
 def test_cli_ingest_then_serve_and_query_over_http(tmp_path, served):
     report_file = tmp_path / "report.json"
     run = subprocess.run(
@@ -808,6 +817,7 @@ def test_cli_ingest_then_serve_and_query_over_http(tmp_path, served):
     assert len(answer["timestamps"]) == 96 and max(answer["data"][0]["prices"]) == 9315.45
 
 
+@pytest.mark.usefixtures("real_data")
 def test_sighup_after_ingest_serves_the_new_day(tmp_path, served):
     november = DA_MONTHLY / "dam_spp_hub_lz_2020-11.csv"
     (tmp_path / "day1.csv").write_text(lines_of_days(november, {"11/01/2020"}))

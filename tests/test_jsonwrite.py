@@ -20,9 +20,10 @@ from hypothesis import strategies as st
 from ercot_fast.kernels import _jsonwrite_py as twin
 from ercot_fast.errors import KernelInputError
 from kernel_params import kernel_and_twin
+from reference_layout import SHARED_DATA
 
 IMPLEMENTATIONS = kernel_and_twin("ercot_fast.kernels._jsonwrite", "ercot_fast.kernels._jsonwrite_py")
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ercot"
+DATA = SHARED_DATA
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_jsonwrite.py"
 CHICAGO = ZoneInfo("America/Chicago")
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -117,6 +118,7 @@ def real_prices():
             yield path.name, [float(row["SettlementPointPrice"]) for row in csv.DictReader(handle)]
 
 
+@pytest.mark.usefixtures("real_data")
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS)
 def test_real_ercot_prices(impl):
     for name, values in real_prices():

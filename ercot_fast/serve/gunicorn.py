@@ -12,6 +12,7 @@ pages too, is restarted over the new store on SIGHUP and after a crash, and
 stops with the master.
 """
 import logging
+import signal
 import sys
 
 from gunicorn.app.base import BaseApplication
@@ -27,21 +28,16 @@ log = logging.getLogger(__name__)
 
 # config.WORKER_CLASSES -> gunicorn's worker class
 WORKER_CLASSES = {
-    "meinheld": "meinheld.gmeinheld.MeinheldWorker",
+    "meinheld": "ercot_fast.serve.worker.MeinheldWorker",
     "sync": "sync",
 }
 
 
 def check_worker_class(worker_class):
-    """Fail early, with the fix, when the meinheld worker cannot load.
-
-    NOTE: when a meinheld worker fails to boot, gunicorn's arbiter dies in
-    meinheld's own log call (``_error() got an unexpected keyword argument
-    'exc_info'``); importing here first gives the real cause instead.
-    """
+    """Fail early, with the fix, when the meinheld worker cannot load."""
     if worker_class == "meinheld":
         try:
-            import meinheld.gmeinheld  # noqa: F401
+            import meinheld.server  # noqa: F401
         except ImportError as exc:
             raise SystemExit(
                 f"error: the meinheld worker does not load ({exc}); install it with "
@@ -132,3 +128,9 @@ class _Arbiter(Arbiter):
     def manage_workers(self):
         super().manage_workers()
         self.app.flight.keep_alive()
+
+    def kill_worker(self, pid, sig):
+        # NOTE: a quick stop is SIGQUIT in gunicorn, but a meinheld worker
+        # takes SIGQUIT in Python only when a request arrives; SIGINT means
+        # the same quick stop to every worker class and meinheld takes it in C.
+        super().kill_worker(pid, signal.SIGINT if sig == signal.SIGQUIT else sig)

@@ -1,0 +1,54 @@
+"""The project's own meinheld worker class for gunicorn.
+
+meinheld's ``meinheld.gmeinheld.MeinheldWorker`` replaces gunicorn's
+``Logger.error`` and ``Logger.access`` for the whole process with functions
+of ``(exc, val, tb)`` and ``(environ)``, and its constructor runs in the
+master: gunicorn 27 then calls ``log.error(msg, *args)`` when it reaps a dead
+worker, and the master dies. This class runs meinheld's server the same way
+without touching gunicorn's logger: meinheld's own C-level failures reach
+gunicorn's log through a small adapter.
+
+Signals: meinheld's loop takes SIGTERM and SIGINT in C (stop accepting,
+finish open connections, at most about a second). SIGQUIT would reach a
+Python handler, which runs only when a request arrives, so the arbiter sends
+SIGINT instead for a quick stop (``serve.gunicorn``).
+"""
+import traceback
+
+from gunicorn.workers.base import Worker
+
+
+class _ErrorLog:
+    """meinheld's C server reports a failure inside it as ``error(exc, val, tb)``."""
+
+    def __init__(self, log):
+        self._log = log
+
+    def error(self, exc, val, tb):
+        self._log.error("meinheld: %s", "".join(traceback.format_exception(exc, val, tb)).rstrip())
+
+
+class MeinheldWorker(Worker):
+    def run(self):
+        from meinheld import server
+
+        server.set_access_logger(None)  # access logs belong to the seam, not the server
+        server.set_error_logger(_ErrorLog(self.log))
+        server.set_keepalive(self.cfg.keepalive)
+        server.set_picoev_max_fd(self.cfg.worker_connections)
+        server.set_fastwatchdog(self.tmp.fileno(), self.ppid, int(self.timeout))
+        server.set_listen_socket([sock.fileno() for sock in self.sockets])
+        try:
+            server.run(self.wsgi)
+        except KeyboardInterrupt:
+            pass
+
+    def handle_quit(self, sig, frame):
+        from meinheld import server
+
+        server.stop()
+
+    def handle_exit(self, sig, frame):
+        from meinheld import server
+
+        server.stop(int(self.cfg.graceful_timeout))

@@ -202,8 +202,9 @@ def test_flight_info_and_schema_describe_exactly_what_do_get_sends(fl, descripto
 
 
 def test_unknown_path_is_not_found_and_server_keeps_serving(fl):
-    with pytest.raises(pa.ArrowKeyError, match="no flight 'nope'; use one of day_ahead"):
+    with pytest.raises(pa.ArrowKeyError, match="no flight 'nope'; use one of day_ahead") as caught:
         fl.get_flight_info(flight.FlightDescriptor.for_path("nope"))
+    assert_no_server_internals(str(caught.value))
     assert fl.get_schema(flight.FlightDescriptor.for_path("day_ahead")).schema.names == ["datetime", "hub", "price"]
 
 
@@ -341,6 +342,14 @@ BAD_TICKETS = [
 ]
 
 
+def assert_no_server_internals(text):
+    """No traceback, file path or Python type name in what the server tells a
+    client (pyarrow's client adds its own context after the server's text)."""
+    text = text.split(". gRPC client debug context")[0]
+    for leak in ("Traceback", "File \"", ".py", "Error:", "ValueError", "KeyError", "/work", "site-packages"):
+        assert leak not in text, (leak, text)
+
+
 @pytest.mark.parametrize("raw, message, fix", BAD_TICKETS, ids=[m for _, m, _ in BAD_TICKETS])
 def test_bad_ticket_is_invalid_argument_then_the_server_keeps_serving(fl, raw, message, fix):
     with pytest.raises(pa.ArrowInvalid) as caught:  # pyarrow's class for gRPC INVALID_ARGUMENT
@@ -349,6 +358,7 @@ def test_bad_ticket_is_invalid_argument_then_the_server_keeps_serving(fl, raw, m
     assert "gRPC client debug context: INVALID_ARGUMENT:" in text
     assert text.startswith(message), text  # the message first, then what to change
     assert fix in text.split(". Detail:")[0]
+    assert_no_server_internals(text)
     for call in (fl.get_flight_info, fl.get_schema):  # a command descriptor holds a ticket too
         with pytest.raises(pa.ArrowInvalid) as caught:
             call(flight.FlightDescriptor.for_command(raw))
@@ -387,8 +397,9 @@ def test_actions(fl, client, utc_store):
     assert described["datasets"]["real_time_15min"]["interval_minutes"] == 15
     assert described["max_batch_rows"] == arrow.MAX_BATCH_ROWS
     assert described["max_range_days"] == MAX_RANGE_DAYS
-    with pytest.raises(pa.ArrowKeyError, match="unknown action 'reboot'; use one of healthcheck"):
+    with pytest.raises(pa.ArrowKeyError, match="unknown action 'reboot'; use one of healthcheck") as caught:
         action(fl, "reboot")
+    assert_no_server_internals(str(caught.value))
     assert action(fl, "healthcheck")[0]["status"] == "healthy"
 
 
@@ -497,3 +508,12 @@ def test_every_flight_call_passes_the_middleware_seam(utc_store):
         served.shutdown()
     methods = flight.FlightMethod
     assert seen.calls == [methods.LIST_FLIGHTS, methods.DO_GET, methods.DO_GET, methods.DO_ACTION]
+
+
+def test_unsupported_calls_are_unimplemented_without_internals(fl):
+    writer, _ = fl.do_put(flight.FlightDescriptor.for_path("day_ahead"), pa.schema([("x", pa.int64())]))
+    with pytest.raises(pa.ArrowNotImplementedError) as caught:
+        writer.close()
+    assert "read-only" in str(caught.value)
+    assert_no_server_internals(str(caught.value))
+    assert pull(fl, **GOOD).num_rows == 49

@@ -13,6 +13,7 @@ import functools
 import json
 import logging
 import os
+import traceback
 
 import pyarrow.flight as flight
 
@@ -46,10 +47,51 @@ def serve(child, store, addr, max_range_days=DEFAULT_MAX_RANGE_DAYS):
     server.shutdown()  # lets streams in flight finish; the master bounds the wait
 
 
+class _ClientError(Exception):
+    """An error in the client's request, whose message says what to change.
+
+    pyarrow maps a Python ValueError to INVALID_ARGUMENT and a KeyError to
+    NOT_FOUND, and appends ``Detail: Python exception: <traceback>`` to the
+    message of any exception that is not a FlightError, formatted by
+    ``traceback.format_exception`` when the status is sent. For these
+    errors (and only these) that text is replaced by ``CLIENT_ERROR_DETAIL``:
+    the code stays, no traceback, file path or type name leaves the server."""
+
+
+class _InvalidArgument(_ClientError, ValueError):
+    pass
+
+
+class _NotFound(_ClientError, KeyError):
+    def __str__(self):  # KeyError would quote the message
+        return self.args[0]
+
+
+class _Unimplemented(_ClientError, NotImplementedError):
+    pass
+
+
+CLIENT_ERROR_DETAIL = "the request is at fault, not the server"
+
+
+def _client_errors_without_traceback(format_exception):
+    @functools.wraps(format_exception)
+    def formatted(exc, *args, **kwargs):
+        value = args[0] if args else exc
+        if isinstance(value, _ClientError):
+            return [CLIENT_ERROR_DETAIL]
+        return format_exception(exc, *args, **kwargs)
+
+    return formatted
+
+
+# NOTE: narrow by design: every exception but _ClientError formats as before.
+traceback.format_exception = _client_errors_without_traceback(traceback.format_exception)
+
+
 def _answers_errors(method):
-    """Bad input -> INVALID_ARGUMENT with what to change; a fault -> INTERNAL,
-    logged here and not leaked. (pyarrow maps a Python ValueError to
-    INVALID_ARGUMENT and KeyError to NOT_FOUND.)"""
+    """Bad input -> INVALID_ARGUMENT (or NOT_FOUND) with what to change; a
+    fault -> INTERNAL, logged here and not leaked."""
 
     @functools.wraps(method)
     def wrapper(self, context, *args):
@@ -57,8 +99,10 @@ def _answers_errors(method):
             return method(self, context, *args)
         except QueryError as exc:
             log.info("%s rejected: %s", method.__name__, exc.message)
-            raise ValueError(tickets.message(exc)) from None
-        except (flight.FlightError, NotFoundError):
+            raise _InvalidArgument(tickets.message(exc)) from None
+        except NotFoundError as exc:
+            raise _NotFound(exc.message) from None
+        except flight.FlightError:
             raise
         except Exception:
             log.exception("internal error in %s", method.__name__)
@@ -147,6 +191,12 @@ class PriceFlightServer(flight.FlightServerBase):
 
     def list_actions(self, context):
         return list(ACTIONS)
+
+    def do_put(self, context, descriptor, reader, writer):
+        raise _Unimplemented("this service is read-only: do_put is not supported; use do_get")
+
+    def do_exchange(self, context, descriptor, reader, writer):
+        raise _Unimplemented("do_exchange is not supported; use do_get")
 
     @_answers_errors
     def do_action(self, context, action):

@@ -93,28 +93,28 @@ class _Run:
         self.held_rows = 0
         self.flushing = False
 
-    def parse_batch(self, fmt, pieces):
-        data = pieces[0].body if len(pieces) == 1 else b"".join(p.body for p in pieces)
+    def parse_batch(self, fmt, chunks):
+        data = chunks[0].body if len(chunks) == 1 else b"".join(c.body for c in chunks)
         try:
             parsed = formats.parse(fmt, data, self.settlement_points)
         except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-            if len(pieces) > 1:  # find the piece that cannot be read
-                for piece in pieces:
-                    self.parse_batch(fmt, [piece])
+            if len(chunks) > 1:  # find the chunk that cannot be read
+                for chunk in chunks:
+                    self.parse_batch(fmt, [chunk])
                 return
-            piece = pieces[0]
-            where = piece.source if piece.first_line == 2 else f"{piece.source} from line {piece.first_line}"
+            chunk = chunks[0]
+            where = chunk.source if chunk.first_line == 2 else f"{chunk.source} from line {chunk.first_line}"
             self.report.add_unreadable(where, f"not readable as CSV text: {exc}")
             return
-        self._account(fmt, pieces, data, parsed)
+        self._account(fmt, chunks, data, parsed)
         if self.progress:
             self.progress.update(rows=parsed.rows + len(parsed.malformed))
         if self.held_rows >= 2 * self.flush_rows:  # one huge file: do not wait for its end
             self.flush()
 
-    def _account(self, fmt, pieces, data, parsed):
+    def _account(self, fmt, chunks, data, parsed):
         dataset = self.report.datasets[fmt.dataset]
-        lines = _Lines(data, parsed, pieces)
+        lines = _Lines(data, parsed, chunks)
         dataset.rows_read += parsed.rows + len(parsed.malformed)
         dataset.rows_accepted += len(parsed.accepted)
         dataset.skipped.update(parsed.skipped)
@@ -231,13 +231,13 @@ class _Lines:
     one line: ERCOT values hold no newlines).
     """
 
-    def __init__(self, data, parsed, pieces):
+    def __init__(self, data, parsed, chunks):
         self.data = data
         self.parsed = parsed
-        self.pieces = pieces
-        self.starts = np.cumsum([0] + [p.lines for p in pieces])[:-1]  # physical line of each piece's first row
-        self.first_lines = np.array([p.first_line for p in pieces], dtype=np.int64)
-        self.piece_ranks = np.array([p.rank for p in pieces], dtype=np.int64)
+        self.chunks = chunks
+        self.starts = np.cumsum([0] + [c.lines for c in chunks])[:-1]  # physical line of each chunk's first row
+        self.first_lines = np.array([c.first_line for c in chunks], dtype=np.int64)
+        self.chunk_ranks = np.array([c.rank for c in chunks], dtype=np.int64)
         self._index = None
 
     def _line_index(self):
@@ -261,18 +261,18 @@ class _Lines:
 
     def _physical(self, rows):
         # every line a row (no blank line, nothing malformed): row r is line r
-        simple = self.parsed.rows == sum(p.lines for p in self.pieces)
+        simple = self.parsed.rows == sum(c.lines for c in self.chunks)
         return rows if simple else self._line_index()[2][rows]
 
     def _where(self, physical):
-        piece = np.searchsorted(self.starts, physical, side="right") - 1
-        return piece, self.first_lines[piece] + physical - self.starts[piece]
+        chunk = np.searchsorted(self.starts, physical, side="right") - 1
+        return chunk, self.first_lines[chunk] + physical - self.starts[chunk]
 
     def ranks(self, rows):
-        if len(self.pieces) == 1:
-            return np.full(len(rows), self.pieces[0].rank, dtype=np.int64)
-        piece, _ = self._where(self._physical(rows))
-        return self.piece_ranks[piece]
+        if len(self.chunks) == 1:
+            return np.full(len(rows), self.chunks[0].rank, dtype=np.int64)
+        chunk, _ = self._where(self._physical(rows))
+        return self.chunk_ranks[chunk]
 
     def rows(self, rows, text=False):
         physical = self._physical(np.asarray(rows, dtype=np.int64))
@@ -282,10 +282,10 @@ class _Lines:
         return self._describe(self._line_index()[3][:limit], text=False)
 
     def _describe(self, physical, text):
-        piece, line = self._where(physical)
+        chunk, line = self._where(physical)
         found = []
-        for p, n, at in zip(piece.tolist(), line.tolist(), physical.tolist()):
-            item = {"file": self.pieces[p].source, "line": n}
+        for c, n, at in zip(chunk.tolist(), line.tolist(), physical.tolist()):
+            item = {"file": self.chunks[c].source, "line": n}
             if text:
                 begins, ends, _, _ = self._line_index()
                 item["text"] = self.data[begins[at] : ends[at]].decode("utf-8", "replace").rstrip("\r")[:200]

@@ -1,12 +1,13 @@
 """Where rows come from: input files and folders, ZIP archives (nested too),
-CSV streams cut into pieces, and pieces of one header gathered into batches.
+CSV streams cut into chunks of whole lines, and chunks of one header gathered
+into batches.
 
 ERCOT ships one small ZIP per day or per 15-minute interval, so a folder of
 thousands is normal. PERF: parsing each tiny CSV alone would cost more in
-per-call overhead than in parsing; pieces that share a header are joined
+per-call overhead than in parsing; chunks that share a header are joined
 (header once) into batches of a few MB and parsed in one pyarrow call. Large
-files are cut at line ends into pieces of BLOCK_BYTES, so memory stays bounded.
-Each piece remembers its source and first line, so a row's file and line can
+files are cut at line ends into chunks of BLOCK_BYTES, so memory stays bounded.
+Each chunk remembers its source and first line, so a row's file and line can
 be told back.
 """
 import dataclasses
@@ -69,7 +70,9 @@ def expand(paths, skip=None):
 
 
 @dataclasses.dataclass
-class Piece:
+class CsvChunk:
+    """Whole lines of one CSV stream (its header left out)."""
+
     rank: int  # precedence of its source: later sources win
     source: str  # file, or archive!member
     first_line: int  # line number of its first row in the source (header = 1)
@@ -78,7 +81,7 @@ class Piece:
 
 
 class Reader:
-    """Reads inputs in precedence order, hands pieces to ``batcher``, and
+    """Reads inputs in precedence order, hands CSV chunks to ``batcher``, and
     tells ``report`` about files it cannot use."""
 
     def __init__(self, batcher, report):
@@ -101,7 +104,7 @@ class Reader:
             self.report.add_unreadable(name, f"{type(exc).__name__}: {exc}")
 
     def _read_bytes(self, data, name, depth):
-        """A whole file or member in memory: a ZIP, or a CSV as one piece."""
+        """A whole file or member in memory: a ZIP, or a CSV as one chunk."""
         if data[:4] in _ZIP_MAGIC and depth <= _MAX_NESTING:
             self._read_zip(io.BytesIO(data), name, depth)
             return
@@ -153,7 +156,7 @@ class Reader:
         return fmt, self.rank - 1, end
 
     def _read_stream(self, stream, name):
-        """A large CSV: recognise the header, then cut the rest into pieces of
+        """A large CSV: recognise the header, then cut the rest into chunks of
         about BLOCK_BYTES at line ends."""
         block = stream.read(BLOCK_BYTES)
         started = self._start(block, name)
@@ -174,24 +177,24 @@ class Reader:
     def _add(self, fmt, rank, name, line, body):
         # PERF: numpy counts newlines in a large block twice as fast as bytes.count
         lines = body.count(b"\n") if len(body) < 1 << 16 else int(np.count_nonzero(np.frombuffer(body, np.uint8) == 10))
-        self.batcher.add(fmt, Piece(rank, name, line, body, lines))
+        self.batcher.add(fmt, CsvChunk(rank, name, line, body, lines))
         return line + lines
 
 
 class Batcher:
-    """Gathers pieces of one header into batches of about BATCH_BYTES and
-    passes each to ``parse_batch(fmt, pieces)``."""
+    """Gathers CSV chunks of one header into batches of about BATCH_BYTES and
+    passes each to ``parse_batch(fmt, chunks)``."""
 
     def __init__(self, parse_batch, batch_bytes=BATCH_BYTES):
         self.parse_batch = parse_batch
         self.batch_bytes = batch_bytes
-        self.pending = {}  # header -> (fmt, [pieces], bytes)
+        self.pending = {}  # header -> (fmt, [chunks], bytes)
 
-    def add(self, fmt, piece):
-        _, pieces, size = self.pending.get(fmt.header, (fmt, [], 0))
-        pieces.append(piece)
-        self.pending[fmt.header] = (fmt, pieces, size + len(piece.body))
-        if size + len(piece.body) >= self.batch_bytes:
+    def add(self, fmt, chunk):
+        _, chunks, size = self.pending.get(fmt.header, (fmt, [], 0))
+        chunks.append(chunk)
+        self.pending[fmt.header] = (fmt, chunks, size + len(chunk.body))
+        if size + len(chunk.body) >= self.batch_bytes:
             self._parse(fmt.header)
 
     def drain(self):
@@ -199,5 +202,5 @@ class Batcher:
             self._parse(header)
 
     def _parse(self, header):
-        fmt, pieces, _ = self.pending.pop(header)
-        self.parse_batch(fmt, pieces)
+        fmt, chunks, _ = self.pending.pop(header)
+        self.parse_batch(fmt, chunks)

@@ -53,12 +53,11 @@ def ingest(paths, data_dir, settlement_points=None, progress=False, flush_rows=F
     with layout.locked(data_dir):
         inputs = sources.expand(paths, skip=f"{data_dir}/{layout.LAYOUT_DIR}")
         report = validation.Report(data_dir, paths)
-        run = _Run(data_dir, report, settlement_points, flush_rows)
         bar = validation.Progress(sum(i.size for i in inputs), enabled=progress)
-        run.progress = bar
+        run = _Run(data_dir, report, settlement_points, flush_rows, bar)
         log.info("ingest: %d files from %s into %s", len(inputs), ", ".join(map(str, paths)), data_dir)
         for item in inputs:
-            run.reader.read(item)
+            run.read(item)
             report.files += 1
             report.bytes += item.size
             bar.update(bytes_done=item.size, files=1)
@@ -77,40 +76,63 @@ def ingest(paths, data_dir, settlement_points=None, progress=False, flush_rows=F
 
 
 class _Run:
-    """One ingest run: parses batches, holds accepted rows, merges them into
-    the store."""
+    """One ingest run. Data flows one way: the reader cuts each input into
+    CSV chunks, the batcher gathers them into batches, the run parses each
+    batch it is handed, holds the accepted rows, and merges them into the
+    store when it holds enough (``flush``)."""
 
-    def __init__(self, data_dir, report, settlement_points, flush_rows):
+    def __init__(self, data_dir, report, settlement_points, flush_rows, progress=None):
         self.data_dir = data_dir
         self.report = report
         self.settlement_points = frozenset(settlement_points) if settlement_points else None
         self.flush_rows = flush_rows
-        self.batcher = sources.Batcher(self.parse_batch)
-        self.reader = sources.Reader(self.batcher, report)
-        self.progress = None
+        self.reader = sources.Reader(report)
+        self.batcher = sources.Batcher()
+        self.progress = progress
         self.series = {name: {} for name in layout.DATASETS}  # data set -> series name -> code
         self.held = {name: [] for name in layout.DATASETS}
         self.held_rows = 0
-        self.flushing = False
 
-    def parse_batch(self, fmt, chunks):
-        data = chunks[0].body if len(chunks) == 1 else b"".join(c.body for c in chunks)
+    def read(self, item):
+        """Read one input, parsing each batch as it fills up (and merging
+        early, between batches, when one huge file holds too many rows)."""
+        for fmt, chunk in self.reader.read(item):
+            for batch in self.batcher.add(fmt, chunk):
+                self._parse(batch)
+                if self.held_rows >= 2 * self.flush_rows:  # one huge file: do not wait for its end
+                    self.flush()
+
+    def parse_pending(self):
+        """Parse every batch not yet full."""
+        for batch in self.batcher.drain():
+            self._parse(batch)
+
+    def flush(self):
+        """Merge every held row into the store, after parsing every pending
+        batch: rows always reach the store in precedence order (those of a
+        later flush win over those of an earlier one)."""
+        self.parse_pending()
+        for name in layout.DATASETS:
+            if self.held[name]:
+                self._merge(name, [np.concatenate(parts) for parts in zip(*self.held[name])])
+                self.held[name] = []
+        self.held_rows = 0
+
+    def _parse(self, batch):
+        """Parse one batch and hold its accepted rows."""
+        data = batch.data()
         try:
-            parsed = formats.parse(fmt, data, self.settlement_points)
+            parsed = formats.parse(batch.fmt, data, self.settlement_points)
         except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-            if len(chunks) > 1:  # find the chunk that cannot be read
-                for chunk in chunks:
-                    self.parse_batch(fmt, [chunk])
+            if len(batch.chunks) > 1:  # find the chunk that cannot be read
+                for chunk in batch.chunks:
+                    self._parse(sources.Batch(batch.fmt, [chunk], len(chunk.body)))
                 return
-            chunk = chunks[0]
-            where = chunk.source if chunk.first_line == 2 else f"{chunk.source} from line {chunk.first_line}"
-            self.report.add_unreadable(where, f"not readable as CSV text: {exc}")
+            self.report.add_unreadable(batch.chunks[0].where(), f"not readable as CSV text: {exc}")
             return
-        self._account(fmt, chunks, data, parsed)
+        self._account(batch.fmt, batch.chunks, data, parsed)
         if self.progress:
             self.progress.update(rows=parsed.rows + len(parsed.malformed))
-        if self.held_rows >= 2 * self.flush_rows:  # one huge file: do not wait for its end
-            self.flush()
 
     def _account(self, fmt, chunks, data, parsed):
         dataset = self.report.datasets[fmt.dataset]
@@ -148,22 +170,6 @@ class _Run:
         ranks = lines.ranks(parsed.accepted)
         self.held[fmt.dataset].append((parsed.instants, parsed.days, codes, parsed.prices, ranks))
         self.held_rows += len(parsed.accepted)
-
-    def flush(self):
-        """Merge every held row into the store (after parsing every pending
-        batch, so rows always reach the store in precedence order)."""
-        if self.flushing:
-            return
-        self.flushing = True
-        try:
-            self.batcher.drain()
-            for name in layout.DATASETS:
-                if self.held[name]:
-                    self._merge(name, [np.concatenate(parts) for parts in zip(*self.held[name])])
-                    self.held[name] = []
-            self.held_rows = 0
-        finally:
-            self.flushing = False
 
     def _merge(self, name, arrays):
         instants, days, codes, prices, ranks = arrays

@@ -79,41 +79,46 @@ class CsvChunk:
     body: bytes  # whole lines, each ending with a newline
     lines: int
 
+    def where(self):
+        """Its source, and where in it the chunk starts unless at the top."""
+        return self.source if self.first_line == 2 else f"{self.source} from line {self.first_line}"
+
 
 class Reader:
-    """Reads inputs in precedence order, hands CSV chunks to ``batcher``, and
-    tells ``report`` about files it cannot use."""
+    """Reads inputs in precedence order into CSV chunks, and tells ``report``
+    about files it cannot use."""
 
-    def __init__(self, batcher, report):
-        self.batcher = batcher
+    def __init__(self, report):
         self.report = report
         self.rank = 0
         self.sources = []  # name of each CSV stream, by rank
 
     def read(self, item):
+        """Yield (format, CsvChunk) for each chunk of the CSV streams in one
+        input, in order; a file or member that cannot be read is reported."""
         name = str(item.path)
         try:
             with open(item.path, "rb") as f:
                 if item.size <= BLOCK_BYTES:  # PERF: most files are small: one read
-                    self._read_bytes(f.read(), name, 0)
+                    yield from self._read_bytes(f.read(), name, 0)
                 elif f.peek(4)[:4] in _ZIP_MAGIC:
-                    self._read_zip(f, name, 0)
+                    yield from self._read_zip(f, name, 0)
                 else:
-                    self._read_stream(f, name)
+                    yield from self._read_stream(f, name)
         except _READ_ERRORS as exc:
             self.report.add_unreadable(name, f"{type(exc).__name__}: {exc}")
 
     def _read_bytes(self, data, name, depth):
         """A whole file or member in memory: a ZIP, or a CSV as one chunk."""
         if data[:4] in _ZIP_MAGIC and depth <= _MAX_NESTING:
-            self._read_zip(io.BytesIO(data), name, depth)
+            yield from self._read_zip(io.BytesIO(data), name, depth)
             return
         started = self._start(data, name)
         if started:
             fmt, rank, end = started
             body = data[end + 1 :]
             if body and not body.isspace():
-                self._add(fmt, rank, name, 2, body if body.endswith(b"\n") else body + b"\n")
+                yield fmt, self._chunk(rank, name, 2, body if body.endswith(b"\n") else body + b"\n")
 
     def _read_zip(self, fileobj, name, depth):
         with zipfile.ZipFile(fileobj) as archive:
@@ -125,15 +130,15 @@ class Reader:
                 member_name = f"{name}!{member.filename}"
                 try:
                     if member.file_size <= BLOCK_BYTES:
-                        self._read_bytes(archive.read(member), member_name, depth + 1)
+                        yield from self._read_bytes(archive.read(member), member_name, depth + 1)
                         continue
                     with archive.open(member) as stream:
                         nested = stream.peek(4)[:4] in _ZIP_MAGIC
                     if nested:  # a large archive inside an archive: unpacked in memory
-                        self._read_bytes(archive.read(member), member_name, depth + 1)
+                        yield from self._read_bytes(archive.read(member), member_name, depth + 1)
                     else:
                         with archive.open(member) as stream:
-                            self._read_stream(stream, member_name)
+                            yield from self._read_stream(stream, member_name)
                 except _READ_ERRORS as exc:
                     self.report.add_unreadable(member_name, f"{type(exc).__name__}: {exc}")
 
@@ -169,38 +174,54 @@ class Reader:
             data = rest + more
             cut = data.rfind(b"\n") + 1
             if cut:
-                line = self._add(fmt, rank, name, line, data[:cut])
+                chunk = self._chunk(rank, name, line, data[:cut])
+                line += chunk.lines
+                yield fmt, chunk
             rest = data[cut:]
         if rest and not rest.isspace():
-            self._add(fmt, rank, name, line, rest if rest.endswith(b"\n") else rest + b"\n")
+            yield fmt, self._chunk(rank, name, line, rest if rest.endswith(b"\n") else rest + b"\n")
 
-    def _add(self, fmt, rank, name, line, body):
+    @staticmethod
+    def _chunk(rank, name, line, body):
         # PERF: numpy counts newlines in a large block twice as fast as bytes.count
         lines = body.count(b"\n") if len(body) < 1 << 16 else int(np.count_nonzero(np.frombuffer(body, np.uint8) == 10))
-        self.batcher.add(fmt, CsvChunk(rank, name, line, body, lines))
-        return line + lines
+        return CsvChunk(rank, name, line, body, lines)
+
+
+@dataclasses.dataclass
+class Batch:
+    """CSV chunks of one header, to be parsed together."""
+
+    fmt: formats.Format
+    chunks: list = dataclasses.field(default_factory=list)
+    size: int = 0  # bytes of the chunks' bodies
+
+    def data(self):
+        """The chunks' lines as one buffer."""
+        return self.chunks[0].body if len(self.chunks) == 1 else b"".join(c.body for c in self.chunks)
 
 
 class Batcher:
-    """Gathers CSV chunks of one header into batches of about BATCH_BYTES and
-    passes each to ``parse_batch(fmt, chunks)``."""
+    """Gathers CSV chunks of one header into batches of about BATCH_BYTES."""
 
-    def __init__(self, parse_batch, batch_bytes=BATCH_BYTES):
-        self.parse_batch = parse_batch
+    def __init__(self, batch_bytes=BATCH_BYTES):
         self.batch_bytes = batch_bytes
-        self.pending = {}  # header -> (fmt, [chunks], bytes)
+        self.pending = {}  # header -> Batch
 
     def add(self, fmt, chunk):
-        _, chunks, size = self.pending.get(fmt.header, (fmt, [], 0))
-        chunks.append(chunk)
-        self.pending[fmt.header] = (fmt, chunks, size + len(chunk.body))
-        if size + len(chunk.body) >= self.batch_bytes:
-            self._parse(fmt.header)
+        """Add a chunk; return the batches that became full (its own, or none)."""
+        batch = self.pending.get(fmt.header)
+        if batch is None:
+            batch = self.pending[fmt.header] = Batch(fmt)
+        batch.chunks.append(chunk)
+        batch.size += len(chunk.body)
+        if batch.size >= self.batch_bytes:
+            return (self.pending.pop(fmt.header),)
+        return ()
 
     def drain(self):
-        for header in list(self.pending):
-            self._parse(header)
-
-    def _parse(self, header):
-        fmt, chunks, _ = self.pending.pop(header)
-        self.parse_batch(fmt, chunks)
+        """Every batch not yet full (in the order they were started); the
+        batcher is left empty."""
+        batches = list(self.pending.values())
+        self.pending.clear()
+        return batches

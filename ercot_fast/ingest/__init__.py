@@ -130,84 +130,74 @@ class _Run:
                 return
             self.report.add_unreadable(batch.chunks[0].where(), f"not readable as CSV text: {exc}")
             return
-        self._account(batch.fmt, batch.chunks, data, parsed)
+        self._account(batch, data, parsed)
         if self.progress:
             self.progress.update(rows=parsed.rows + len(parsed.malformed))
 
-    def _account(self, fmt, chunks, data, parsed):
-        dataset = self.report.datasets[fmt.dataset]
-        lines = _Lines(data, parsed, chunks)
+    def _account(self, batch, data, parsed):
+        """Count a parsed batch in the report and hold its accepted rows."""
+        dataset = self.report.datasets[batch.fmt.dataset]
+        lines = _Lines(data, parsed, batch.chunks)
         dataset.rows_read += parsed.rows + len(parsed.malformed)
         dataset.rows_accepted += len(parsed.accepted)
         dataset.skipped.update(parsed.skipped)
-        if parsed.malformed:
-            where = lines.malformed(validation.EXAMPLES)
-            dataset.rejected[formats.MALFORMED].add(
-                len(parsed.malformed), [{**w, "text": text[:200]} for w, (_, text) in zip(where, parsed.malformed)]
-            )
-        if len(parsed.rejected):
-            reasons = np.array(parsed.rejected_reasons, dtype=object)
-            for reason in sorted(set(parsed.rejected_reasons)):
-                rows = parsed.rejected[reasons == reason]
-                dataset.rejected[reason].add(len(rows), lines.rows(rows[: validation.EXAMPLES], text=True))
-        low, high = validation.PLAUSIBLE[fmt.dataset]
-        outside = np.flatnonzero((parsed.prices < low) | (parsed.prices > high))
-        if len(outside):
-            examples = lines.rows(parsed.accepted[outside[: validation.EXAMPLES]])
-            for example, i in zip(examples, outside):
-                example.update(
-                    series=parsed.series[parsed.series_codes[i]],
-                    interval_start=validation.instant_name(parsed.instants[i]),
-                    price=float(parsed.prices[i]),
-                )
-            dataset.out_of_bounds.add(len(outside), examples)
-        registry = self.series[fmt.dataset]
+        _report_rejected(dataset, parsed, lines)
+        _report_out_of_bounds(dataset, parsed, lines)
+        self._hold(dataset, parsed, lines)
+
+    def _hold(self, dataset, parsed, lines):
+        """Hold the accepted rows until the next flush, their series coded
+        run-wide, each with its precedence rank."""
+        registry = self.series[dataset.name]
         to_global = [registry.setdefault(name, len(registry)) for name in parsed.series]
         to_global = np.array(to_global or [0], dtype=np.int32)
         codes = to_global[parsed.series_codes]
         present = np.flatnonzero(np.bincount(parsed.series_codes, minlength=len(parsed.series)))
         dataset.see(parsed.instants, parsed.days, {parsed.series[c] for c in present})
         ranks = lines.ranks(parsed.accepted)
-        self.held[fmt.dataset].append((parsed.instants, parsed.days, codes, parsed.prices, ranks))
+        self.held[dataset.name].append((parsed.instants, parsed.days, codes, parsed.prices, ranks))
         self.held_rows += len(parsed.accepted)
 
     def _merge(self, name, arrays):
-        instants, days, codes, prices, ranks = arrays
+        """Merge the held rows of one data set into its monthly partitions:
+        of the rows of one (series, instant), the last in precedence order wins."""
         dataset = self.report.datasets[name]
         series = list(self.series[name])
-        # Sort by series, instant, then precedence; stable sorts keep file
-        # order among equals, so the last row of each (series, instant) wins.
-        # PERF: rows arrive almost in precedence order (a stable sort of nearly
-        # sorted data is a linear pass), then one stable sort of an int64 key.
-        order = np.argsort(ranks, kind="stable")
-        base = int(instants.min()) if len(instants) else 0
-        steps = (instants[order] - base) // 60_000  # intervals start on whole minutes
-        if len(steps) and int(steps.max()) < 1 << 32:
-            order = order[np.argsort((codes[order].astype(np.int64) << 32) | steps, kind="stable")]
-        else:
-            order = np.lexsort((ranks, instants, codes))
-        instants, days, codes, prices, ranks = (a[order] for a in (instants, days, codes, prices, ranks))
+        instants, days, codes, prices, ranks = arrays
+        order = _precedence_order(instants, codes, ranks)
+        instants, days, codes, prices, ranks = (a[order] for a in arrays)
         last = np.ones(len(order), dtype=bool)
         last[:-1] = (codes[1:] != codes[:-1]) | (instants[1:] != instants[:-1])
         if not last.all():
-            last_rows = np.flatnonzero(last)  # each group of equal keys ends with its kept row
-            kept_at = last_rows[np.searchsorted(last_rows, np.arange(len(last)))]
-            conflicting = np.flatnonzero(~last & (prices != prices[kept_at]))
-            dataset.duplicates.add(
-                int((~last).sum()),
-                [
-                    {
-                        "series": series[codes[i]],
-                        "interval_start": validation.instant_name(instants[i]),
-                        "prices": [float(prices[i]), float(prices[kept_at[i]])],
-                        "files": [self.reader.sources[ranks[i]], self.reader.sources[ranks[kept_at[i]]]],
-                        "kept": float(prices[kept_at[i]]),
-                    }
-                    for i in (conflicting if len(conflicting) else np.flatnonzero(~last))[: validation.EXAMPLES]
-                ],
-            )
-            dataset.conflicting_duplicates += len(conflicting)
+            self._report_duplicates(dataset, series, last, instants, codes, prices, ranks)
             instants, days, codes, prices = (a[last] for a in (instants, days, codes, prices))
+        self._write_months(dataset, series, instants, days, codes, prices)
+
+    def _report_duplicates(self, dataset, series, last, instants, codes, prices, ranks):
+        """Count the rows of one (series, instant) that lose to a later one
+        (``last`` marks the winners), with examples: those of another price
+        first."""
+        last_rows = np.flatnonzero(last)  # each group of equal keys ends with its kept row
+        kept_at = last_rows[np.searchsorted(last_rows, np.arange(len(last)))]
+        conflicting = np.flatnonzero(~last & (prices != prices[kept_at]))
+        dataset.duplicates.add(
+            int((~last).sum()),
+            [
+                {
+                    "series": series[codes[i]],
+                    "interval_start": validation.instant_name(instants[i]),
+                    "prices": [float(prices[i]), float(prices[kept_at[i]])],
+                    "files": [self.reader.sources[ranks[i]], self.reader.sources[ranks[kept_at[i]]]],
+                    "kept": float(prices[kept_at[i]]),
+                }
+                for i in (conflicting if len(conflicting) else np.flatnonzero(~last))[: validation.EXAMPLES]
+            ],
+        )
+        dataset.conflicting_duplicates += len(conflicting)
+
+    def _write_months(self, dataset, series, instants, days, codes, prices):
+        """Upsert unique (series, instant) rows into their monthly partitions."""
+        name = dataset.name
         months = layout.months_of_days(days)
         by_month = np.argsort(months, kind="stable")
         bounds = np.flatnonzero(np.diff(months[by_month])) + 1
@@ -227,6 +217,49 @@ class _Run:
                 dataset.files_written.append(str(path))
             else:
                 dataset.files_unchanged += 1
+
+
+def _report_rejected(dataset, parsed, lines):
+    """Count a batch's malformed and rejected rows by reason, with examples."""
+    if parsed.malformed:
+        where = lines.malformed(validation.EXAMPLES)
+        dataset.rejected[formats.MALFORMED].add(
+            len(parsed.malformed), [{**w, "text": text[:200]} for w, (_, text) in zip(where, parsed.malformed)]
+        )
+    if len(parsed.rejected):
+        reasons = np.array(parsed.rejected_reasons, dtype=object)
+        for reason in sorted(set(parsed.rejected_reasons)):
+            rows = parsed.rejected[reasons == reason]
+            dataset.rejected[reason].add(len(rows), lines.rows(rows[: validation.EXAMPLES], text=True))
+
+
+def _report_out_of_bounds(dataset, parsed, lines):
+    """Count the accepted prices outside the plausible bounds, with examples."""
+    low, high = validation.PLAUSIBLE[dataset.name]
+    outside = np.flatnonzero((parsed.prices < low) | (parsed.prices > high))
+    if len(outside):
+        examples = lines.rows(parsed.accepted[outside[: validation.EXAMPLES]])
+        for example, i in zip(examples, outside):
+            example.update(
+                series=parsed.series[parsed.series_codes[i]],
+                interval_start=validation.instant_name(parsed.instants[i]),
+                price=float(parsed.prices[i]),
+            )
+        dataset.out_of_bounds.add(len(outside), examples)
+
+
+def _precedence_order(instants, codes, ranks):
+    """The order that sorts rows by series, instant, then precedence; stable
+    sorts keep file order among equals, so the last row of each (series,
+    instant) is the one that wins."""
+    # PERF: rows arrive almost in precedence order (a stable sort of nearly
+    # sorted data is a linear pass), then one stable sort of an int64 key.
+    order = np.argsort(ranks, kind="stable")
+    base = int(instants.min()) if len(instants) else 0
+    steps = (instants[order] - base) // 60_000  # intervals start on whole minutes
+    if len(steps) and int(steps.max()) < 1 << 32:
+        return order[np.argsort((codes[order].astype(np.int64) << 32) | steps, kind="stable")]
+    return np.lexsort((ranks, instants, codes))
 
 
 class _Lines:

@@ -275,6 +275,7 @@ class _Lines:
         self.parsed = parsed
         self.chunks = chunks
         self.starts = np.cumsum([0] + [c.lines for c in chunks])[:-1]  # physical line of each chunk's first row
+        self.lines = sum(c.lines for c in chunks)
         self.first_lines = np.array([c.first_line for c in chunks], dtype=np.int64)
         self.chunk_ranks = np.array([c.rank for c in chunks], dtype=np.int64)
         self._index = None
@@ -300,7 +301,7 @@ class _Lines:
 
     def _physical(self, rows):
         # every line a row (no blank line, nothing malformed): row r is line r
-        simple = self.parsed.rows == sum(c.lines for c in self.chunks)
+        simple = self.parsed.rows == self.lines
         return rows if simple else self._line_index()[2][rows]
 
     def _where(self, physical):

@@ -90,7 +90,6 @@ class Reader:
 
     def __init__(self, report):
         self.report = report
-        self.rank = 0
         self.sources = []  # name of each CSV stream, by rank
 
     def read(self, item):
@@ -116,9 +115,7 @@ class Reader:
         started = self._start(data, name)
         if started:
             fmt, rank, end = started
-            body = data[end + 1 :]
-            if body and not body.isspace():
-                yield fmt, self._chunk(rank, name, 2, body if body.endswith(b"\n") else body + b"\n")
+            yield from self._last_lines(fmt, rank, name, 2, data[end + 1 :])
 
     def _read_zip(self, fileobj, name, depth):
         with zipfile.ZipFile(fileobj) as archive:
@@ -129,12 +126,8 @@ class Reader:
             for member in sorted(members, key=lambda m: (m.date_time, m.filename)):
                 member_name = f"{name}!{member.filename}"
                 try:
-                    if member.file_size <= BLOCK_BYTES:
-                        yield from self._read_bytes(archive.read(member), member_name, depth + 1)
-                        continue
-                    with archive.open(member) as stream:
-                        nested = stream.peek(4)[:4] in _ZIP_MAGIC
-                    if nested:  # a large archive inside an archive: unpacked in memory
+                    # a large archive inside an archive is unpacked in memory too
+                    if member.file_size <= BLOCK_BYTES or _is_zip(archive, member):
                         yield from self._read_bytes(archive.read(member), member_name, depth + 1)
                     else:
                         with archive.open(member) as stream:
@@ -157,8 +150,7 @@ class Reader:
         self.report.csv_streams += 1
         self.report.datasets[fmt.dataset].reports[fmt.report] += 1
         self.sources.append(name)
-        self.rank += 1
-        return fmt, self.rank - 1, end
+        return fmt, len(self.sources) - 1, end
 
     def _read_stream(self, stream, name):
         """A large CSV: recognise the header, then cut the rest into chunks of
@@ -178,6 +170,11 @@ class Reader:
                 line += chunk.lines
                 yield fmt, chunk
             rest = data[cut:]
+        yield from self._last_lines(fmt, rank, name, line, rest)
+
+    def _last_lines(self, fmt, rank, name, line, rest):
+        """The last chunk of a stream (a missing final newline added), unless
+        it holds only blank space."""
         if rest and not rest.isspace():
             yield fmt, self._chunk(rank, name, line, rest if rest.endswith(b"\n") else rest + b"\n")
 
@@ -186,6 +183,12 @@ class Reader:
         # PERF: numpy counts newlines in a large block twice as fast as bytes.count
         lines = body.count(b"\n") if len(body) < 1 << 16 else int(np.count_nonzero(np.frombuffer(body, np.uint8) == 10))
         return CsvChunk(rank, name, line, body, lines)
+
+
+def _is_zip(archive, member):
+    """Does the archive member hold a ZIP (read from its first bytes)?"""
+    with archive.open(member) as stream:
+        return stream.peek(4)[:4] in _ZIP_MAGIC
 
 
 @dataclasses.dataclass

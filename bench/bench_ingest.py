@@ -108,8 +108,8 @@ def parse_only(paths):
     report = validation.Report("-", paths)
     run = ingest_module._Run("-", report, None, flush_rows=1 << 62)
     for item in sources.expand(paths):
-        run.reader.read(item)
-    run.batcher.drain()
+        run.read(item)
+    run.parse_pending()
     return sum(d.rows_read for d in report.datasets.values())
 
 

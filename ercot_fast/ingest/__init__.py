@@ -53,12 +53,11 @@ def ingest(paths, data_dir, settlement_points=None, progress=False, flush_rows=F
     with layout.locked(data_dir):
         inputs = sources.expand(paths, skip=f"{data_dir}/{datasets.INGEST_DIR}")
         report = validation.Report(data_dir, paths)
-        run = _Run(data_dir, report, settlement_points, flush_rows)
         bar = validation.Progress(sum(i.size for i in inputs), enabled=progress)
-        run.progress = bar
+        run = _Run(data_dir, report, settlement_points, flush_rows, bar)
         log.info("ingest: %d files from %s into %s", len(inputs), ", ".join(map(str, paths)), data_dir)
         for item in inputs:
-            run.reader.read(item)
+            run.read(item)
             report.files += 1
             report.bytes += item.size
             bar.update(bytes_done=item.size, files=1)
@@ -77,131 +76,128 @@ def ingest(paths, data_dir, settlement_points=None, progress=False, flush_rows=F
 
 
 class _Run:
-    """One ingest run: parses batches, holds accepted rows, merges them into
-    the store."""
+    """One ingest run. Data flows one way: the reader cuts each input into
+    CSV chunks, the batcher gathers them into batches, the run parses each
+    batch it is handed, holds the accepted rows, and merges them into the
+    store when it holds enough (``flush``)."""
 
-    def __init__(self, data_dir, report, settlement_points, flush_rows):
+    def __init__(self, data_dir, report, settlement_points, flush_rows, progress=None):
         self.data_dir = data_dir
         self.report = report
         self.settlement_points = frozenset(settlement_points) if settlement_points else None
         self.flush_rows = flush_rows
-        self.batcher = sources.Batcher(self.parse_batch)
-        self.reader = sources.Reader(self.batcher, report)
-        self.progress = None
+        self.reader = sources.Reader(report)
+        self.batcher = sources.Batcher()
+        self.progress = progress
         self.series = {name: {} for name in datasets.INGESTED_DATASETS}  # data set -> series name -> code
         self.held = {name: [] for name in datasets.INGESTED_DATASETS}
         self.held_rows = 0
-        self.flushing = False
 
-    def parse_batch(self, fmt, pieces):
-        data = pieces[0].body if len(pieces) == 1 else b"".join(p.body for p in pieces)
+    def read(self, item):
+        """Read one input, parsing each batch as it fills up (and merging
+        early, between batches, when one huge file holds too many rows)."""
+        for fmt, chunk in self.reader.read(item):
+            for batch in self.batcher.add(fmt, chunk):
+                self._parse(batch)
+                if self.held_rows >= 2 * self.flush_rows:  # one huge file: do not wait for its end
+                    self.flush()
+
+    def parse_pending(self):
+        """Parse every batch not yet full."""
+        for batch in self.batcher.drain():
+            self._parse(batch)
+
+    def flush(self):
+        """Merge every held row into the store, after parsing every pending
+        batch: rows always reach the store in precedence order (those of a
+        later flush win over those of an earlier one)."""
+        self.parse_pending()
+        for name in datasets.INGESTED_DATASETS:
+            if self.held[name]:
+                self._merge(name, [np.concatenate(parts) for parts in zip(*self.held[name])])
+                self.held[name] = []
+        self.held_rows = 0
+
+    def _parse(self, batch):
+        """Parse one batch and hold its accepted rows."""
+        data = batch.data()
         try:
-            parsed = formats.parse(fmt, data, self.settlement_points)
+            parsed = formats.parse(batch.fmt, data, self.settlement_points)
         except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-            if len(pieces) > 1:  # find the piece that cannot be read
-                for piece in pieces:
-                    self.parse_batch(fmt, [piece])
+            if len(batch.chunks) > 1:  # find the chunk that cannot be read
+                for chunk in batch.chunks:
+                    self._parse(sources.Batch(batch.fmt, [chunk], len(chunk.body)))
                 return
-            piece = pieces[0]
-            where = piece.source if piece.first_line == 2 else f"{piece.source} from line {piece.first_line}"
-            self.report.add_unreadable(where, f"not readable as CSV text: {exc}")
+            self.report.add_unreadable(batch.chunks[0].where(), f"not readable as CSV text: {exc}")
             return
-        self._account(fmt, pieces, data, parsed)
+        self._account(batch, data, parsed)
         if self.progress:
             self.progress.update(rows=parsed.rows + len(parsed.malformed))
-        if self.held_rows >= 2 * self.flush_rows:  # one huge file: do not wait for its end
-            self.flush()
 
-    def _account(self, fmt, pieces, data, parsed):
-        dataset = self.report.datasets[fmt.dataset]
-        lines = _Lines(data, parsed, pieces)
+    def _account(self, batch, data, parsed):
+        """Count a parsed batch in the report and hold its accepted rows."""
+        dataset = self.report.datasets[batch.fmt.dataset]
+        lines = _Lines(data, parsed, batch.chunks)
         dataset.rows_read += parsed.rows + len(parsed.malformed)
         dataset.rows_accepted += len(parsed.accepted)
         dataset.skipped.update(parsed.skipped)
-        if parsed.malformed:
-            where = lines.malformed(validation.EXAMPLES)
-            dataset.rejected[formats.MALFORMED].add(
-                len(parsed.malformed), [{**w, "text": text[:200]} for w, (_, text) in zip(where, parsed.malformed)]
-            )
-        if len(parsed.rejected):
-            reasons = np.array(parsed.rejected_reasons, dtype=object)
-            for reason in sorted(set(parsed.rejected_reasons)):
-                rows = parsed.rejected[reasons == reason]
-                dataset.rejected[reason].add(len(rows), lines.rows(rows[: validation.EXAMPLES], text=True))
-        low, high = validation.PLAUSIBLE[fmt.dataset]
-        outside = np.flatnonzero((parsed.prices < low) | (parsed.prices > high))
-        if len(outside):
-            examples = lines.rows(parsed.accepted[outside[: validation.EXAMPLES]])
-            for example, i in zip(examples, outside):
-                example.update(
-                    series=parsed.series[parsed.series_codes[i]],
-                    interval_start=timeutil.format_instant(parsed.instants[i]),
-                    price=float(parsed.prices[i]),
-                )
-            dataset.out_of_bounds.add(len(outside), examples)
-        registry = self.series[fmt.dataset]
+        _report_rejected(dataset, parsed, lines)
+        _report_out_of_bounds(dataset, parsed, lines)
+        self._hold(dataset, parsed, lines)
+
+    def _hold(self, dataset, parsed, lines):
+        """Hold the accepted rows until the next flush, their series coded
+        run-wide, each with its precedence rank."""
+        registry = self.series[dataset.name]
         to_global = [registry.setdefault(name, len(registry)) for name in parsed.series]
         to_global = np.array(to_global or [0], dtype=np.int32)
         codes = to_global[parsed.series_codes]
         present = np.flatnonzero(np.bincount(parsed.series_codes, minlength=len(parsed.series)))
         dataset.see(parsed.instants, parsed.days, {parsed.series[c] for c in present})
         ranks = lines.ranks(parsed.accepted)
-        self.held[fmt.dataset].append((parsed.instants, parsed.days, codes, parsed.prices, ranks))
+        self.held[dataset.name].append((parsed.instants, parsed.days, codes, parsed.prices, ranks))
         self.held_rows += len(parsed.accepted)
 
-    def flush(self):
-        """Merge every held row into the store (after parsing every pending
-        batch, so rows always reach the store in precedence order)."""
-        if self.flushing:
-            return
-        self.flushing = True
-        try:
-            self.batcher.drain()
-            for name in datasets.INGESTED_DATASETS:
-                if self.held[name]:
-                    self._merge(name, [np.concatenate(parts) for parts in zip(*self.held[name])])
-                    self.held[name] = []
-            self.held_rows = 0
-        finally:
-            self.flushing = False
-
     def _merge(self, name, arrays):
-        instants, days, codes, prices, ranks = arrays
+        """Merge the held rows of one data set into its monthly partitions:
+        of the rows of one (series, instant), the last in precedence order wins."""
         dataset = self.report.datasets[name]
         series = list(self.series[name])
-        # Sort by series, instant, then precedence; stable sorts keep file
-        # order among equals, so the last row of each (series, instant) wins.
-        # PERF: rows arrive almost in precedence order (a stable sort of nearly
-        # sorted data is a linear pass), then one stable sort of an int64 key.
-        order = np.argsort(ranks, kind="stable")
-        base = int(instants.min()) if len(instants) else 0
-        steps = (instants[order] - base) // 60_000  # intervals start on whole minutes
-        if len(steps) and int(steps.max()) < 1 << 32:
-            order = order[np.argsort((codes[order].astype(np.int64) << 32) | steps, kind="stable")]
-        else:
-            order = np.lexsort((ranks, instants, codes))
-        instants, days, codes, prices, ranks = (a[order] for a in (instants, days, codes, prices, ranks))
+        instants, days, codes, prices, ranks = arrays
+        order = _precedence_order(instants, codes, ranks)
+        instants, days, codes, prices, ranks = (a[order] for a in arrays)
         last = np.ones(len(order), dtype=bool)
         last[:-1] = (codes[1:] != codes[:-1]) | (instants[1:] != instants[:-1])
         if not last.all():
-            last_rows = np.flatnonzero(last)  # each group of equal keys ends with its kept row
-            kept_at = last_rows[np.searchsorted(last_rows, np.arange(len(last)))]
-            conflicting = np.flatnonzero(~last & (prices != prices[kept_at]))
-            dataset.duplicates.add(
-                int((~last).sum()),
-                [
-                    {
-                        "series": series[codes[i]],
-                        "interval_start": timeutil.format_instant(instants[i]),
-                        "prices": [float(prices[i]), float(prices[kept_at[i]])],
-                        "files": [self.reader.sources[ranks[i]], self.reader.sources[ranks[kept_at[i]]]],
-                        "kept": float(prices[kept_at[i]]),
-                    }
-                    for i in (conflicting if len(conflicting) else np.flatnonzero(~last))[: validation.EXAMPLES]
-                ],
-            )
-            dataset.conflicting_duplicates += len(conflicting)
+            self._report_duplicates(dataset, series, last, instants, codes, prices, ranks)
             instants, days, codes, prices = (a[last] for a in (instants, days, codes, prices))
+        self._write_months(dataset, series, instants, days, codes, prices)
+
+    def _report_duplicates(self, dataset, series, last, instants, codes, prices, ranks):
+        """Count the rows of one (series, instant) that lose to a later one
+        (``last`` marks the winners), with examples: those of another price
+        first."""
+        last_rows = np.flatnonzero(last)  # each group of equal keys ends with its kept row
+        kept_at = last_rows[np.searchsorted(last_rows, np.arange(len(last)))]
+        conflicting = np.flatnonzero(~last & (prices != prices[kept_at]))
+        dataset.duplicates.add(
+            int((~last).sum()),
+            [
+                {
+                    "series": series[codes[i]],
+                    "interval_start": timeutil.format_instant(instants[i]),
+                    "prices": [float(prices[i]), float(prices[kept_at[i]])],
+                    "files": [self.reader.sources[ranks[i]], self.reader.sources[ranks[kept_at[i]]]],
+                    "kept": float(prices[kept_at[i]]),
+                }
+                for i in (conflicting if len(conflicting) else np.flatnonzero(~last))[: validation.EXAMPLES]
+            ],
+        )
+        dataset.conflicting_duplicates += len(conflicting)
+
+    def _write_months(self, dataset, series, instants, days, codes, prices):
+        """Upsert unique (series, instant) rows into their monthly partitions."""
+        name = dataset.name
         months = layout.months_of_days(days)
         by_month = np.argsort(months, kind="stable")
         bounds = np.flatnonzero(np.diff(months[by_month])) + 1
@@ -223,6 +219,49 @@ class _Run:
                 dataset.files_unchanged += 1
 
 
+def _report_rejected(dataset, parsed, lines):
+    """Count a batch's malformed and rejected rows by reason, with examples."""
+    if parsed.malformed:
+        where = lines.malformed(validation.EXAMPLES)
+        dataset.rejected[formats.MALFORMED].add(
+            len(parsed.malformed), [{**w, "text": text[:200]} for w, (_, text) in zip(where, parsed.malformed)]
+        )
+    if len(parsed.rejected):
+        reasons = np.array(parsed.rejected_reasons, dtype=object)
+        for reason in sorted(set(parsed.rejected_reasons)):
+            rows = parsed.rejected[reasons == reason]
+            dataset.rejected[reason].add(len(rows), lines.rows(rows[: validation.EXAMPLES], text=True))
+
+
+def _report_out_of_bounds(dataset, parsed, lines):
+    """Count the accepted prices outside the plausible bounds, with examples."""
+    low, high = validation.PLAUSIBLE[dataset.name]
+    outside = np.flatnonzero((parsed.prices < low) | (parsed.prices > high))
+    if len(outside):
+        examples = lines.rows(parsed.accepted[outside[: validation.EXAMPLES]])
+        for example, i in zip(examples, outside):
+            example.update(
+                series=parsed.series[parsed.series_codes[i]],
+                interval_start=timeutil.format_instant(parsed.instants[i]),
+                price=float(parsed.prices[i]),
+            )
+        dataset.out_of_bounds.add(len(outside), examples)
+
+
+def _precedence_order(instants, codes, ranks):
+    """The order that sorts rows by series, instant, then precedence; stable
+    sorts keep file order among equals, so the last row of each (series,
+    instant) is the one that wins."""
+    # PERF: rows arrive almost in precedence order (a stable sort of nearly
+    # sorted data is a linear pass), then one stable sort of an int64 key.
+    order = np.argsort(ranks, kind="stable")
+    base = int(instants.min()) if len(instants) else 0
+    steps = (instants[order] - base) // 60_000  # intervals start on whole minutes
+    if len(steps) and int(steps.max()) < 1 << 32:
+        return order[np.argsort((codes[order].astype(np.int64) << 32) | steps, kind="stable")]
+    return np.lexsort((ranks, instants, codes))
+
+
 class _Lines:
     """Tells the source, line and precedence rank of a parsed row.
 
@@ -231,13 +270,14 @@ class _Lines:
     one line: ERCOT values hold no newlines).
     """
 
-    def __init__(self, data, parsed, pieces):
+    def __init__(self, data, parsed, chunks):
         self.data = data
         self.parsed = parsed
-        self.pieces = pieces
-        self.starts = np.cumsum([0] + [p.lines for p in pieces])[:-1]  # physical line of each piece's first row
-        self.first_lines = np.array([p.first_line for p in pieces], dtype=np.int64)
-        self.piece_ranks = np.array([p.rank for p in pieces], dtype=np.int64)
+        self.chunks = chunks
+        self.starts = np.cumsum([0] + [c.lines for c in chunks])[:-1]  # physical line of each chunk's first row
+        self.lines = sum(c.lines for c in chunks)
+        self.first_lines = np.array([c.first_line for c in chunks], dtype=np.int64)
+        self.chunk_ranks = np.array([c.rank for c in chunks], dtype=np.int64)
         self._index = None
 
     def _line_index(self):
@@ -261,18 +301,18 @@ class _Lines:
 
     def _physical(self, rows):
         # every line a row (no blank line, nothing malformed): row r is line r
-        simple = self.parsed.rows == sum(p.lines for p in self.pieces)
+        simple = self.parsed.rows == self.lines
         return rows if simple else self._line_index()[2][rows]
 
     def _where(self, physical):
-        piece = np.searchsorted(self.starts, physical, side="right") - 1
-        return piece, self.first_lines[piece] + physical - self.starts[piece]
+        chunk = np.searchsorted(self.starts, physical, side="right") - 1
+        return chunk, self.first_lines[chunk] + physical - self.starts[chunk]
 
     def ranks(self, rows):
-        if len(self.pieces) == 1:
-            return np.full(len(rows), self.pieces[0].rank, dtype=np.int64)
-        piece, _ = self._where(self._physical(rows))
-        return self.piece_ranks[piece]
+        if len(self.chunks) == 1:
+            return np.full(len(rows), self.chunks[0].rank, dtype=np.int64)
+        chunk, _ = self._where(self._physical(rows))
+        return self.chunk_ranks[chunk]
 
     def rows(self, rows, text=False):
         physical = self._physical(np.asarray(rows, dtype=np.int64))
@@ -282,10 +322,10 @@ class _Lines:
         return self._describe(self._line_index()[3][:limit], text=False)
 
     def _describe(self, physical, text):
-        piece, line = self._where(physical)
+        chunk, line = self._where(physical)
         found = []
-        for p, n, at in zip(piece.tolist(), line.tolist(), physical.tolist()):
-            item = {"file": self.pieces[p].source, "line": n}
+        for c, n, at in zip(chunk.tolist(), line.tolist(), physical.tolist()):
+            item = {"file": self.chunks[c].source, "line": n}
             if text:
                 begins, ends, _, _ = self._line_index()
                 item["text"] = self.data[begins[at] : ends[at]].decode("utf-8", "replace").rstrip("\r")[:200]

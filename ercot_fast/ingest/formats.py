@@ -163,13 +163,49 @@ class Parsed:
     skipped: dict  # reason -> count
 
 
-def parse(fmt, data, settlement_points=None, use_threads=True):
+def parse(fmt, data, settlement_points=None):
     """Parse ``data`` (rows of ``fmt``, without the header line) into a Parsed.
 
     ``settlement_points`` (a set, or None for all) filters day-ahead and
     real-time rows. Raises pyarrow.ArrowInvalid when the bytes cannot be read
     as CSV text at all (e.g. invalid UTF-8).
     """
+    table, malformed = _read_csv(fmt, data)
+    fields = _decode(fmt, table)
+    starts = _instants(fields)
+    prices, empty, bad = _prices(_column(table, fmt.price).combine_chunks())
+    suspect = _suspects(fields, starts, empty, bad)
+    skip, skipped = _skips(fmt, table, fields, settlement_points)
+    rejected = np.flatnonzero(suspect if skip is None else suspect & ~skip)
+    if skip is None and not len(rejected):  # PERF: the common case, no gathers
+        accepted = np.arange(fields.rows)
+        instants, days, codes = starts, fields.days[fields.date_codes], fields.series_codes
+    else:
+        accepted = np.flatnonzero(~suspect if skip is None else ~(suspect | skip))
+        instants, prices, codes = starts[accepted], prices[accepted], fields.series_codes[accepted]
+        days = fields.days[fields.date_codes[accepted]]
+    return Parsed(
+        rows=fields.rows,
+        instants=instants,
+        days=days.astype(np.int32),
+        series=fields.series,
+        series_codes=codes,
+        prices=prices,
+        accepted=accepted,
+        rejected=rejected,
+        rejected_reasons=_reasons(fields, starts, empty, bad, rejected),
+        malformed=malformed,
+        skipped={k: v for k, v in skipped.items() if v},
+    )
+
+
+def _column(table, index):
+    """The column of header field ``index``, as ``_read_csv`` names it."""
+    return table.column(f"f{index}")
+
+
+def _read_csv(fmt, data, use_threads=True):
+    """(table of the fields ``fmt`` uses, malformed rows) of a batch's bytes."""
     names = [f"f{i}" for i in range(len(fmt.header))]
     used = [names[i] for i in fmt.used]
     malformed = []
@@ -196,11 +232,35 @@ def parse(fmt, data, settlement_points=None, use_threads=True):
     )
     if use_threads and any(number is None for number, _ in malformed):
         # NOTE: pyarrow numbers invalid rows only when it reads on one thread.
-        return parse(fmt, data, settlement_points, use_threads=False)
+        return _read_csv(fmt, data, use_threads=False)
+    return table, malformed
+
+
+@dataclasses.dataclass
+class _Fields:
+    """The dictionary-decoded fields of a batch: per row, a code into the
+    values decoded once per distinct text (0 where a text is not valid)."""
+
+    rows: int
+    date_codes: np.ndarray
+    days: np.ndarray  # days since 1970-01-01, _NO_DAY if not a date
+    hour_codes: np.ndarray
+    hours: np.ndarray  # hour ending 1..24
+    interval_codes: np.ndarray | None  # None: not a real-time report
+    intervals: np.ndarray  # 1..4
+    flag_codes: np.ndarray
+    flags: np.ndarray  # 0 N, 1 Y, -1 neither
+    series_codes: np.ndarray  # int32 into series
+    series: list  # distinct names, stripped and sorted
+    blank_series: np.ndarray | None  # rows whose name is empty, None when none is
+
+
+def _decode(fmt, table):
+    """The _Fields of a table read by ``_read_csv``."""
 
     def decoded(index, decode, fill):
         """Per-row codes and the decoded value of each distinct text."""
-        codes, texts = _dictionary(table.column(names[index]))
+        codes, texts = _dictionary(_column(table, index))
         return codes, np.array([decode(t) for t in texts] or [fill], dtype=np.int64)
 
     n = table.num_rows
@@ -214,80 +274,82 @@ def parse(fmt, data, settlement_points=None, use_threads=True):
         flag_codes, flags = np.zeros(n, dtype=np.int32), np.zeros(1, dtype=np.int64)
     else:
         flag_codes, flags = decoded(fmt.flag, _parse_flag, 0)
-    series_codes, series_texts = _dictionary(table.column(names[fmt.series]))
+    series_codes, series_texts = _dictionary(_column(table, fmt.series))
     series_names = [t.strip() for t in series_texts]
     unique_names = sorted(set(series_names))
     position = {name: i for i, name in enumerate(unique_names)}
     series_codes = np.array([position[s] for s in series_names] or [0], dtype=np.int32)[series_codes]
+    blank_series = series_codes == 0 if unique_names[:1] == [""] else None  # sorted: "" comes first
+    return _Fields(
+        n, date_codes, days, hour_codes, hours, interval_codes, intervals, flag_codes, flags,
+        series_codes, unique_names, blank_series,
+    )
 
+
+def _instants(fields):
+    """UTC ms of the start of each row's interval, or a sentinel for a bad
+    date or hour, or an hour ERCOT does not have."""
     # Hour starts of every distinct date, flattened [date, hour ending, flag]:
-    # one gather gives each row's instant, or a sentinel for a bad date or an
-    # hour ERCOT does not have.
-    starts_by_date = np.stack([_hour_starts(int(d)) for d in days]).reshape(-1)
-    where = (date_codes.astype(np.int64) * 25 + hours[hour_codes]) * 2 + np.maximum(flags, 0)[flag_codes]
-    starts = starts_by_date[where]
-    if interval_codes is not None:
-        starts += (intervals[interval_codes] - 1) * _QUARTER_HOUR_MS  # NOTE: sentinels stay far below any instant
-    prices, empty, bad = _prices(table.column(names[fmt.price]).combine_chunks())
+    # one gather gives each row's instant.
+    starts_by_date = np.stack([_hour_starts(int(d)) for d in fields.days]).reshape(-1)
+    flags = np.maximum(fields.flags, 0)[fields.flag_codes]
+    starts = starts_by_date[(fields.date_codes.astype(np.int64) * 25 + fields.hours[fields.hour_codes]) * 2 + flags]
+    if fields.interval_codes is not None:
+        # NOTE: sentinels stay far below any instant
+        starts += (fields.intervals[fields.interval_codes] - 1) * _QUARTER_HOUR_MS
+    return starts
 
+
+def _suspects(fields, starts, empty, bad):
+    """Rows that some rejection reason applies to."""
     suspect = starts < _NOT_REPEATED_MS + _SENTINEL_SPAN
     suspect |= bad if empty is None else bad | empty
-    if (flags < 0).any() or (intervals == 0).any() or "" in position:
-        suspect |= (flags < 0)[flag_codes] | (np.array([s == "" for s in unique_names]))[series_codes]
-        if interval_codes is not None:
-            suspect |= (intervals == 0)[interval_codes]
+    if (fields.flags < 0).any():
+        suspect |= (fields.flags < 0)[fields.flag_codes]
+    if fields.interval_codes is not None and (fields.intervals == 0).any():
+        suspect |= (fields.intervals == 0)[fields.interval_codes]
+    if fields.blank_series is not None:
+        suspect |= fields.blank_series
+    return suspect
 
+
+def _skips(fmt, table, fields, settlement_points):
+    """(rows left out on purpose, or None when none is; {reason: rows})."""
     skip = None
     skipped = {}
     if fmt.series_type is not None:
-        codes, texts = _dictionary(table.column(names[fmt.series_type]))
+        codes, texts = _dictionary(_column(table, fmt.series_type))
         skip = np.array([t.strip().upper().endswith("EW") for t in texts] or [False])[codes]
         skipped[ENERGY_WEIGHTED] = int(skip.sum())
     if settlement_points is not None and fmt.dataset != datasets.ANCILLARY_SERVICES:
-        unwanted = np.array([s not in settlement_points for s in unique_names] or [True])[series_codes]
+        unwanted = np.array([s not in settlement_points for s in fields.series] or [True])[fields.series_codes]
         skipped[FILTERED] = int((unwanted if skip is None else unwanted & ~skip).sum())
         skip = unwanted if skip is None else skip | unwanted
+    return skip, skipped
 
-    rejected = np.flatnonzero(suspect if skip is None else suspect & ~skip)
-    reasons = []
-    if len(rejected):
-        row_starts = starts[rejected]
-        code = np.select(
-            [
-                days[date_codes[rejected]] == _NO_DAY,
-                hours[hour_codes[rejected]] == 0,
-                np.zeros(len(rejected), bool) if interval_codes is None else intervals[interval_codes[rejected]] == 0,
-                flags[flag_codes[rejected]] < 0,
-                row_starts < _NO_SUCH_HOUR_MS + _SENTINEL_SPAN,
-                row_starts < _NOT_REPEATED_MS + _SENTINEL_SPAN,
-                np.array([s == "" for s in unique_names])[series_codes[rejected]],
-                np.zeros(len(rejected), bool) if empty is None else empty[rejected],
-                bad[rejected],
-            ],
-            np.arange(1, len(_REASONS)),
-            0,
-        )
-        reasons = [_REASONS[c] for c in code]
-    if skip is None and not len(rejected):  # PERF: the common case, no gathers
-        accepted = np.arange(n)
-        instants, row_days, prices_kept, codes_kept = starts, days[date_codes], prices, series_codes
-    else:
-        accepted = np.flatnonzero(~suspect if skip is None else ~(suspect | skip))
-        instants, prices_kept, codes_kept = starts[accepted], prices[accepted], series_codes[accepted]
-        row_days = days[date_codes[accepted]]
-    return Parsed(
-        rows=n,
-        instants=instants,
-        days=row_days.astype(np.int32),
-        series=unique_names,
-        series_codes=codes_kept,
-        prices=prices_kept,
-        accepted=accepted,
-        rejected=rejected,
-        rejected_reasons=reasons,
-        malformed=malformed,
-        skipped={k: v for k, v in skipped.items() if v},
+
+def _reasons(fields, starts, empty, bad, rejected):
+    """The reason of each rejected row: the first of _REASONS that applies."""
+    if not len(rejected):
+        return []
+    none = np.zeros(len(rejected), bool)
+    row_starts = starts[rejected]
+    code = np.select(
+        [
+            fields.days[fields.date_codes[rejected]] == _NO_DAY,
+            fields.hours[fields.hour_codes[rejected]] == 0,
+            none if fields.interval_codes is None else fields.intervals[fields.interval_codes[rejected]] == 0,
+            fields.flags[fields.flag_codes[rejected]] < 0,
+            row_starts < _NO_SUCH_HOUR_MS + _SENTINEL_SPAN,
+            row_starts < _NOT_REPEATED_MS + _SENTINEL_SPAN,
+            none if fields.blank_series is None else fields.blank_series[rejected],
+            none if empty is None else empty[rejected],
+            bad[rejected],
+        ],
+        np.arange(1, len(_REASONS)),
+        0,
     )
+    return [_REASONS[c] for c in code]
 
 
 _DICTIONARY = pa.dictionary(pa.int32(), pa.string())

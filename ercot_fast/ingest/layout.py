@@ -75,7 +75,7 @@ def read_partition(path):
         return np.empty(0, dtype=np.int64), {}
     try:
         table = pq.read_table(path)
-        times = table.column("datetime_ts").cast(TIME_TYPE).cast(pa.int64()).to_numpy()
+        times = _utc_ms(table.column("datetime_ts"))
         names = [name for name in table.column_names if name != "datetime_ts"]
         columns = {name: table.column(name).cast(pa.float64()).to_numpy() for name in names}
     except Exception as exc:  # noqa: BLE001 -- whatever is wrong, the new data must still land
@@ -88,7 +88,12 @@ def read_partition(path):
 
 def read_times(path):
     """The sorted UTC ms of one partition file."""
-    return pq.read_table(path, columns=["datetime_ts"]).column(0).cast(TIME_TYPE).cast(pa.int64()).to_numpy()
+    return _utc_ms(pq.read_table(path, columns=["datetime_ts"]).column(0))
+
+
+def _utc_ms(timestamps):
+    """int64 UTC ms of a timestamp column."""
+    return timestamps.cast(TIME_TYPE).cast(pa.int64()).to_numpy()
 
 
 def merge_partition(path, dataset, instants, days, series, codes, prices):

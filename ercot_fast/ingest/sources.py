@@ -1,12 +1,13 @@
 """Where rows come from: input files and folders, ZIP archives (nested too),
-CSV streams cut into pieces, and pieces of one header gathered into batches.
+CSV streams cut into chunks of whole lines, and chunks of one header gathered
+into batches.
 
 ERCOT ships one small ZIP per day or per 15-minute interval, so a folder of
 thousands is normal. PERF: parsing each tiny CSV alone would cost more in
-per-call overhead than in parsing; pieces that share a header are joined
+per-call overhead than in parsing; chunks that share a header are joined
 (header once) into batches of a few MB and parsed in one pyarrow call. Large
-files are cut at line ends into pieces of BLOCK_BYTES, so memory stays bounded.
-Each piece remembers its source and first line, so a row's file and line can
+files are cut at line ends into chunks of BLOCK_BYTES, so memory stays bounded.
+Each chunk remembers its source and first line, so a row's file and line can
 be told back.
 """
 import dataclasses
@@ -69,48 +70,52 @@ def expand(paths, skip=None):
 
 
 @dataclasses.dataclass
-class Piece:
+class CsvChunk:
+    """Whole lines of one CSV stream (its header left out)."""
+
     rank: int  # precedence of its source: later sources win
     source: str  # file, or archive!member
     first_line: int  # line number of its first row in the source (header = 1)
     body: bytes  # whole lines, each ending with a newline
     lines: int
 
+    def where(self):
+        """Its source, and where in it the chunk starts unless at the top."""
+        return self.source if self.first_line == 2 else f"{self.source} from line {self.first_line}"
+
 
 class Reader:
-    """Reads inputs in precedence order, hands pieces to ``batcher``, and
-    tells ``report`` about files it cannot use."""
+    """Reads inputs in precedence order into CSV chunks, and tells ``report``
+    about files it cannot use."""
 
-    def __init__(self, batcher, report):
-        self.batcher = batcher
+    def __init__(self, report):
         self.report = report
-        self.rank = 0
         self.sources = []  # name of each CSV stream, by rank
 
     def read(self, item):
+        """Yield (format, CsvChunk) for each chunk of the CSV streams in one
+        input, in order; a file or member that cannot be read is reported."""
         name = str(item.path)
         try:
             with open(item.path, "rb") as f:
                 if item.size <= BLOCK_BYTES:  # PERF: most files are small: one read
-                    self._read_bytes(f.read(), name, 0)
+                    yield from self._read_bytes(f.read(), name, 0)
                 elif f.peek(4)[:4] in _ZIP_MAGIC:
-                    self._read_zip(f, name, 0)
+                    yield from self._read_zip(f, name, 0)
                 else:
-                    self._read_stream(f, name)
+                    yield from self._read_stream(f, name)
         except _READ_ERRORS as exc:
             self.report.add_unreadable(name, f"{type(exc).__name__}: {exc}")
 
     def _read_bytes(self, data, name, depth):
-        """A whole file or member in memory: a ZIP, or a CSV as one piece."""
+        """A whole file or member in memory: a ZIP, or a CSV as one chunk."""
         if data[:4] in _ZIP_MAGIC and depth <= _MAX_NESTING:
-            self._read_zip(io.BytesIO(data), name, depth)
+            yield from self._read_zip(io.BytesIO(data), name, depth)
             return
         started = self._start(data, name)
         if started:
             fmt, rank, end = started
-            body = data[end + 1 :]
-            if body and not body.isspace():
-                self._add(fmt, rank, name, 2, body if body.endswith(b"\n") else body + b"\n")
+            yield from self._last_lines(fmt, rank, name, 2, data[end + 1 :])
 
     def _read_zip(self, fileobj, name, depth):
         with zipfile.ZipFile(fileobj) as archive:
@@ -121,16 +126,12 @@ class Reader:
             for member in sorted(members, key=lambda m: (m.date_time, m.filename)):
                 member_name = f"{name}!{member.filename}"
                 try:
-                    if member.file_size <= BLOCK_BYTES:
-                        self._read_bytes(archive.read(member), member_name, depth + 1)
-                        continue
-                    with archive.open(member) as stream:
-                        nested = stream.peek(4)[:4] in _ZIP_MAGIC
-                    if nested:  # a large archive inside an archive: unpacked in memory
-                        self._read_bytes(archive.read(member), member_name, depth + 1)
+                    # a large archive inside an archive is unpacked in memory too
+                    if member.file_size <= BLOCK_BYTES or _is_zip(archive, member):
+                        yield from self._read_bytes(archive.read(member), member_name, depth + 1)
                     else:
                         with archive.open(member) as stream:
-                            self._read_stream(stream, member_name)
+                            yield from self._read_stream(stream, member_name)
                 except _READ_ERRORS as exc:
                     self.report.add_unreadable(member_name, f"{type(exc).__name__}: {exc}")
 
@@ -149,11 +150,10 @@ class Reader:
         self.report.csv_streams += 1
         self.report.datasets[fmt.dataset].reports[fmt.report] += 1
         self.sources.append(name)
-        self.rank += 1
-        return fmt, self.rank - 1, end
+        return fmt, len(self.sources) - 1, end
 
     def _read_stream(self, stream, name):
-        """A large CSV: recognise the header, then cut the rest into pieces of
+        """A large CSV: recognise the header, then cut the rest into chunks of
         about BLOCK_BYTES at line ends."""
         block = stream.read(BLOCK_BYTES)
         started = self._start(block, name)
@@ -166,38 +166,65 @@ class Reader:
             data = rest + more
             cut = data.rfind(b"\n") + 1
             if cut:
-                line = self._add(fmt, rank, name, line, data[:cut])
+                chunk = self._chunk(rank, name, line, data[:cut])
+                line += chunk.lines
+                yield fmt, chunk
             rest = data[cut:]
-        if rest and not rest.isspace():
-            self._add(fmt, rank, name, line, rest if rest.endswith(b"\n") else rest + b"\n")
+        yield from self._last_lines(fmt, rank, name, line, rest)
 
-    def _add(self, fmt, rank, name, line, body):
+    def _last_lines(self, fmt, rank, name, line, rest):
+        """The last chunk of a stream (a missing final newline added), unless
+        it holds only blank space."""
+        if rest and not rest.isspace():
+            yield fmt, self._chunk(rank, name, line, rest if rest.endswith(b"\n") else rest + b"\n")
+
+    @staticmethod
+    def _chunk(rank, name, line, body):
         # PERF: numpy counts newlines in a large block twice as fast as bytes.count
         lines = body.count(b"\n") if len(body) < 1 << 16 else int(np.count_nonzero(np.frombuffer(body, np.uint8) == 10))
-        self.batcher.add(fmt, Piece(rank, name, line, body, lines))
-        return line + lines
+        return CsvChunk(rank, name, line, body, lines)
+
+
+def _is_zip(archive, member):
+    """Does the archive member hold a ZIP (read from its first bytes)?"""
+    with archive.open(member) as stream:
+        return stream.peek(4)[:4] in _ZIP_MAGIC
+
+
+@dataclasses.dataclass
+class Batch:
+    """CSV chunks of one header, to be parsed together."""
+
+    fmt: formats.Format
+    chunks: list = dataclasses.field(default_factory=list)
+    size: int = 0  # bytes of the chunks' bodies
+
+    def data(self):
+        """The chunks' lines as one buffer."""
+        return self.chunks[0].body if len(self.chunks) == 1 else b"".join(c.body for c in self.chunks)
 
 
 class Batcher:
-    """Gathers pieces of one header into batches of about BATCH_BYTES and
-    passes each to ``parse_batch(fmt, pieces)``."""
+    """Gathers CSV chunks of one header into batches of about BATCH_BYTES."""
 
-    def __init__(self, parse_batch, batch_bytes=BATCH_BYTES):
-        self.parse_batch = parse_batch
+    def __init__(self, batch_bytes=BATCH_BYTES):
         self.batch_bytes = batch_bytes
-        self.pending = {}  # header -> (fmt, [pieces], bytes)
+        self.pending = {}  # header -> Batch
 
-    def add(self, fmt, piece):
-        _, pieces, size = self.pending.get(fmt.header, (fmt, [], 0))
-        pieces.append(piece)
-        self.pending[fmt.header] = (fmt, pieces, size + len(piece.body))
-        if size + len(piece.body) >= self.batch_bytes:
-            self._parse(fmt.header)
+    def add(self, fmt, chunk):
+        """Add a chunk; return the batches that became full (its own, or none)."""
+        batch = self.pending.get(fmt.header)
+        if batch is None:
+            batch = self.pending[fmt.header] = Batch(fmt)
+        batch.chunks.append(chunk)
+        batch.size += len(chunk.body)
+        if batch.size >= self.batch_bytes:
+            return (self.pending.pop(fmt.header),)
+        return ()
 
     def drain(self):
-        for header in list(self.pending):
-            self._parse(header)
-
-    def _parse(self, header):
-        fmt, pieces, _ = self.pending.pop(header)
-        self.parse_batch(fmt, pieces)
+        """Every batch not yet full (in the order they were started); the
+        batcher is left empty."""
+        batches = list(self.pending.values())
+        self.pending.clear()
+        return batches

@@ -77,6 +77,27 @@ class DatasetReport:
             self.days.update((np.flatnonzero(np.bincount(days - first_day)) + first_day).tolist())
         self.series.update(series)
 
+    @property
+    def rows_rejected(self):
+        return sum(r.count for r in self.rejected.values())
+
+    @property
+    def values_changed(self):
+        return sum(self.changed.values())
+
+    def covered(self):
+        """What the input covered, or None when it had no accepted row."""
+        if self.first is None:
+            return None
+        return {
+            "first_interval_start": timeutil.format_instant(self.first),
+            "last_interval_start": timeutil.format_instant(self.last),
+            "first_day": timeutil.day_name(min(self.days)),
+            "last_day": timeutil.day_name(max(self.days)),
+            "days": len(self.days),
+            "series": len(self.series),
+        }
+
     def to_json(self):
         low, high = PLAUSIBLE[self.name]
         return {
@@ -85,29 +106,64 @@ class DatasetReport:
             "rows_accepted": self.rows_accepted,
             "rows_skipped": dict(sorted(self.skipped.items())),
             "rows_rejected": {
-                "count": sum(r.count for r in self.rejected.values()),
+                "count": self.rows_rejected,
                 "by_reason": {reason: r.to_json() for reason, r in sorted(self.rejected.items())},
             },
-            "covered": None
-            if self.first is None
-            else {
-                "first_interval_start": timeutil.format_instant(self.first),
-                "last_interval_start": timeutil.format_instant(self.last),
-                "first_day": timeutil.day_name(min(self.days)),
-                "last_day": timeutil.day_name(max(self.days)),
-                "days": len(self.days),
-                "series": len(self.series),
-            },
+            "covered": self.covered(),
             "missing_intervals": {**self.missing.to_json(), "by_day": self.missing_by_day},
             "series_gaps": self.series_gaps,
             "duplicate_intervals": {**self.duplicates.to_json(), "conflicting": self.conflicting_duplicates},
             "out_of_bounds": {"bounds": [low, high], **self.out_of_bounds.to_json()},
-            "values": {"added": self.added, "changed": sum(self.changed.values()), "unchanged": self.unchanged},
+            "values": {"added": self.added, "changed": self.values_changed, "unchanged": self.unchanged},
             "corrections": [{"day": timeutil.day_name(d), "values_changed": n} for d, n in sorted(self.changed.items())],
             "files_written": self.files_written,
             "files_unchanged": self.files_unchanged,
             "store": self.store_range,
         }
+
+    def summary_lines(self):
+        """Its part of the human-readable report (none when the run read
+        nothing of it)."""
+        if not self.rows_read and not self.reports:
+            return []
+        reports = ", ".join(f"{r} x{n}" for r, n in sorted(self.reports.items()))
+        lines = [f"{self.name} ({reports}):"]
+        if self.first is not None:
+            lines.append(
+                f"  covered {timeutil.day_name(min(self.days))} .. {timeutil.day_name(max(self.days))} "
+                f"({len(self.days)} market days, {len(self.series)} series), "
+                f"intervals {timeutil.format_instant(self.first)} .. {timeutil.format_instant(self.last)}"
+            )
+        lines.append(
+            f"  rows: {self.rows_read} read, {self.rows_accepted} accepted, "
+            f"{self.rows_rejected} rejected, {sum(self.skipped.values())} skipped"
+        )
+        for reason, count in sorted(self.skipped.items()):
+            lines.append(f"    skipped {count}: {reason}")
+        for reason, r in sorted(self.rejected.items()):
+            where = ", ".join(f"{e['file']}:{e['line']}" for e in r.examples[:3])
+            lines.append(f"    rejected {r.count}: {reason} (e.g. {where})")
+        lines.append(
+            f"  values: {self.added} added, {self.values_changed} changed on {len(self.changed)} re-published days, "
+            f"{self.unchanged} unchanged; {len(self.files_written)} files written, {self.files_unchanged} unchanged"
+        )
+        if self.changed:
+            days = sorted(self.changed.items())
+            shown = ", ".join(f"{timeutil.day_name(day)} ({n})" for day, n in days[:10])
+            lines.append(f"    re-published: {shown}{' ...' if len(days) > 10 else ''}")
+        lines.append(
+            f"  missing intervals on those days: {self.missing.count}; duplicate intervals in the input: "
+            f"{self.duplicates.count} ({self.conflicting_duplicates} with different prices); "
+            f"prices outside {PLAUSIBLE[self.name]}: {self.out_of_bounds.count}"
+        )
+        for series, gap in list(self.series_gaps.items())[:5]:
+            lines.append(f"    {series}: {gap['missing']} missing values ({gap['first']} .. {gap['last']})")
+        if self.store_range:
+            lines.append(
+                f"  store: {self.store_range['first_interval_start']} .. {self.store_range['last_interval_start']} "
+                f"in {self.store_range['files']} files"
+            )
+        return lines
 
 
 class Report:
@@ -195,46 +251,8 @@ class Report:
             f"ingested {self.files} files ({self.csv_streams} CSV streams, {self.bytes / 1e6:.1f} MB) "
             f"into {self.data_dir} in {self.seconds:.1f} s"
         ]
-        for name, d in self.datasets.items():
-            if not d.rows_read and not d.reports:
-                continue
-            reports = ", ".join(f"{r} x{n}" for r, n in sorted(d.reports.items()))
-            lines.append(f"{name} ({reports}):")
-            if d.first is not None:
-                lines.append(
-                    f"  covered {timeutil.day_name(min(d.days))} .. {timeutil.day_name(max(d.days))} "
-                    f"({len(d.days)} market days, {len(d.series)} series), "
-                    f"intervals {timeutil.format_instant(d.first)} .. {timeutil.format_instant(d.last)}"
-                )
-            lines.append(
-                f"  rows: {d.rows_read} read, {d.rows_accepted} accepted, "
-                f"{sum(r.count for r in d.rejected.values())} rejected, {sum(d.skipped.values())} skipped"
-            )
-            for reason, count in sorted(d.skipped.items()):
-                lines.append(f"    skipped {count}: {reason}")
-            for reason, r in sorted(d.rejected.items()):
-                where = ", ".join(f"{e['file']}:{e['line']}" for e in r.examples[:3])
-                lines.append(f"    rejected {r.count}: {reason} (e.g. {where})")
-            lines.append(
-                f"  values: {d.added} added, {sum(d.changed.values())} changed on {len(d.changed)} re-published days, "
-                f"{d.unchanged} unchanged; {len(d.files_written)} files written, {d.files_unchanged} unchanged"
-            )
-            if d.changed:
-                days = sorted(d.changed.items())
-                shown = ", ".join(f"{timeutil.day_name(day)} ({n})" for day, n in days[:10])
-                lines.append(f"    re-published: {shown}{' ...' if len(days) > 10 else ''}")
-            lines.append(
-                f"  missing intervals on those days: {d.missing.count}; duplicate intervals in the input: "
-                f"{d.duplicates.count} ({d.conflicting_duplicates} with different prices); "
-                f"prices outside {PLAUSIBLE[name]}: {d.out_of_bounds.count}"
-            )
-            for series, gap in list(d.series_gaps.items())[:5]:
-                lines.append(f"    {series}: {gap['missing']} missing values ({gap['first']} .. {gap['last']})")
-            if d.store_range:
-                lines.append(
-                    f"  store: {d.store_range['first_interval_start']} .. {d.store_range['last_interval_start']} "
-                    f"in {d.store_range['files']} files"
-                )
+        for dataset in self.datasets.values():
+            lines.extend(dataset.summary_lines())
         for item in self.unrecognised:
             lines.append(f"skipped {item['file']}: {item['reason']}")
         for item in self.unreadable:

@@ -9,6 +9,8 @@ DEFAULT_MAX_RANGE_DAYS = 3700
 DEFAULT_CACHE_MB = 64  # per-worker response cache
 DEFAULT_MAX_AGE = 60  # Cache-Control max-age of price answers, seconds
 WORKER_CLASSES = ("meinheld", "sync")  # serve.gunicorn maps them to gunicorn worker classes
+DEFAULT_MAX_SERIES = 1000  # series one request may ask for (duplicates count)
+DEFAULT_MIN_RELOAD_FRACTION = 0.9  # a reload with fewer rows than this share of a data set's is refused
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,6 +23,11 @@ class ServeConfig:
     max_range_days: int
     response_cache_mb: int
     cache_max_age: int
+    max_series: int
+    allow_shrink: bool
+    min_reload_fraction: float
+    stale_after: dict  # data set -> seconds; empty: off
+    runtime_dir: str | None  # None: a new folder in the system's temporary folder
     log_level: str
 
     def describe(self):
@@ -37,6 +44,11 @@ _SERVE_SETTINGS = {
     "max_range_days": ("MAX_RANGE_DAYS", DEFAULT_MAX_RANGE_DAYS, int),
     "response_cache_mb": ("RESPONSE_CACHE_MB", DEFAULT_CACHE_MB, int),
     "cache_max_age": ("CACHE_MAX_AGE", DEFAULT_MAX_AGE, int),
+    "max_series": ("MAX_SERIES", DEFAULT_MAX_SERIES, int),
+    "allow_shrink": ("ALLOW_SHRINK", False, lambda text: parse_bool(text, "ALLOW_SHRINK")),
+    "min_reload_fraction": ("MIN_RELOAD_FRACTION", DEFAULT_MIN_RELOAD_FRACTION, float),
+    "stale_after": ("STALE_AFTER", {}, lambda text: parse_stale_after(text)),
+    "runtime_dir": ("RUNTIME_DIR", None, str),
     "log_level": ("LOG_LEVEL", "info", str),
 }
 
@@ -68,7 +80,70 @@ def add_serve_arguments(parser):
         type=int,
         help=f"Cache-Control max-age of price answers in seconds (env CACHE_MAX_AGE; default {DEFAULT_MAX_AGE})",
     )
+    parser.add_argument(
+        "--max-series",
+        type=int,
+        help=f"most series one request may ask for, duplicates counted (env MAX_SERIES; default {DEFAULT_MAX_SERIES})",
+    )
+    parser.add_argument(
+        "--allow-shrink",
+        action="store_true",
+        default=None,
+        help="accept reloads that would serve less data than now (env ALLOW_SHRINK=1; default: refuse them; "
+        "for one reload only, create DATA_DIR/.allow-shrink before sending SIGHUP)",
+    )
+    parser.add_argument(
+        "--min-reload-fraction",
+        type=float,
+        help="a reload whose data set has fewer rows than this share of the one served is refused "
+        f"(env MIN_RELOAD_FRACTION; default {DEFAULT_MIN_RELOAD_FRACTION})",
+    )
+    parser.add_argument(
+        "--stale-after",
+        type=parse_stale_after,
+        metavar="AGE",
+        help="health says degraded when a data set's newest interval is older than AGE: one age for all "
+        "(36h, 90m, 2d) or per data set (day_ahead=36h,real_time=2h) (env STALE_AFTER; default off)",
+    )
+    parser.add_argument(
+        "--runtime-dir",
+        help="folder for the memory-mapped store the processes share (env RUNTIME_DIR; default: the system's temporary folder)",
+    )
     parser.add_argument("--log-level", help="debug, info, warning or error (env LOG_LEVEL; default info)")
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DATASET_NAMES = ("day_ahead", "real_time", "real_time_15min", "ancillary_services")
+
+
+def parse_duration(text):
+    """'90m', '36h', '2d', '45s' -> seconds."""
+    text = text.strip().lower()
+    if len(text) < 2 or text[-1] not in _UNITS or not text[:-1].isdigit() or int(text[:-1]) <= 0:
+        raise ValueError(f"{text!r} is not an age like 90m, 36h or 2d")
+    return int(text[:-1]) * _UNITS[text[-1]]
+
+
+def parse_stale_after(text):
+    """'36h' (every data set) or 'day_ahead=36h,real_time=2h' -> {data set: seconds}."""
+    if "=" not in text:
+        seconds = parse_duration(text)
+        return {name: seconds for name in _DATASET_NAMES}
+    ages = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, age = part.partition("=")
+        if name.strip() not in _DATASET_NAMES:
+            raise ValueError(f"{name.strip()!r} is not a data set: use {', '.join(_DATASET_NAMES)}")
+        ages[name.strip()] = parse_duration(age)
+    return ages
+
+
+def parse_bool(text, name):
+    if text.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.strip().lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{name} is 1 or 0, not {text!r}")
 
 
 def serve_config(args, environ=os.environ):
@@ -79,8 +154,9 @@ def serve_config(args, environ=os.environ):
         if value is None and environ.get(env):
             try:
                 value = kind(environ[env])
-            except ValueError:
-                raise SystemExit(f"error: environment variable {env}={environ[env]!r} is not a valid {kind.__name__}")
+            except ValueError as exc:
+                what = kind.__name__ if isinstance(kind, type) else "value"
+                raise SystemExit(f"error: environment variable {env}={environ[env]!r} is not a valid {what} ({exc})")
         values[name] = default if value is None else value
     config = ServeConfig(**values)
     if config.worker_class not in WORKER_CLASSES:
@@ -91,6 +167,10 @@ def serve_config(args, environ=os.environ):
         raise SystemExit("error: --max-range-days must be at least 1")
     if config.response_cache_mb < 0 or config.cache_max_age < 0:
         raise SystemExit("error: --response-cache-mb and --cache-max-age cannot be negative")
+    if config.max_series < 1:
+        raise SystemExit("error: --max-series must be at least 1")
+    if not 0 <= config.min_reload_fraction <= 1:
+        raise SystemExit("error: --min-reload-fraction is a share from 0 to 1 (0.9: refuse losing over 10% of a data set)")
     split_addr(config.json_addr)
     split_addr(config.flight_addr)
     if config.flight_addr == config.json_addr:

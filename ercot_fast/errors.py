@@ -2,13 +2,13 @@
 
 Each carries a short ``message`` and ``details`` that tell the user what to
 change. Query errors never name a transport: ``about`` says what the error
-concerns (``SETTLEMENT_POINTS``, ``RANGE``, ...), and each transport adds its
+concerns (``SETTLEMENT_POINTS``, ``TOO_LARGE``), and each transport adds its
 own hint for it (an HTTP route, a Flight action or ticket).
 """
 
 # what a QueryError is about, for the transports' hints
 SETTLEMENT_POINTS = "settlement_points"
-RANGE = "range"
+TOO_LARGE = "too_large"
 
 
 class ErcotFastError(Exception):
@@ -32,7 +32,7 @@ class RangeTooLargeError(QueryError):
     """A query's date range is over the configured maximum (HTTP 400)."""
 
     def __init__(self, message, details=""):
-        super().__init__(message, details, about=RANGE)
+        super().__init__(message, details, about=TOO_LARGE)
 
 
 class NotFoundError(ErcotFastError, KeyError):

@@ -285,8 +285,9 @@ def test_unknown_path_is_404(client):
 
 
 def test_wrong_method_is_405(client):
-    resp = client.simulate_post("/api/prices")
-    assert_error(resp, 405, "GET")
+    resp = client.simulate_delete("/api/prices")
+    assert_error(resp, 405, "GET, POST")
+    assert_error(client.simulate_post("/api/health"), 405, "GET")
 
 
 def test_internal_fault_is_500_without_leaking(utc_store, monkeypatch, caplog):

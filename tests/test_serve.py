@@ -3,6 +3,7 @@ Arrow Flight child, 127.0.0.1, free ports, queried over HTTP and Flight, always
 stopped."""
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -81,7 +82,7 @@ def test_serve_real_data(serve, utc_dir, worker_class):
     assert f"Arrow Flight server (pid {flight_pid}) stopping on SIGTERM" in log
     assert gone(flight_pid) and gone(group=served.proc.pid)
     assert flight_refuses(served.flight_location)
-    assert f"worker: {'meinheld' if worker_class == 'meinheld' else 'sync'}" in log
+    assert f"Using worker: {'ercot_fast.serve.worker.MeinheldWorker' if worker_class == 'meinheld' else 'sync'}" in log
 
 
 def test_serve_settings_from_environment(serve, utc_dir):
@@ -99,22 +100,35 @@ def test_serve_settings_from_environment(serve, utc_dir):
     assert gone(group=served.proc.pid), "a process of serve outlived Ctrl-C"
 
 
-def test_flight_child_is_restarted_after_a_crash_and_on_reload(serve, utc_dir):
-    served = serve("--data-dir", str(utc_dir), "--workers", "1", "--worker-class", "sync")
+def test_flight_child_is_restarted_after_a_crash_and_follows_reloads(serve, utc_dir, tmp_path):
+    data = tmp_path / "data"
+    (data / "flattened").mkdir(parents=True)
+    for day_ahead in (utc_dir / "flattened").glob("DA_prices_*.parquet"):
+        shutil.copy(day_ahead, data / "flattened")
+    served = serve("--data-dir", str(data), "--workers", "1", "--worker-class", "sync")
     served.wait_ready()
     first = served.flight_pid()
     os.kill(first, signal.SIGKILL)  # a crash
     second = served.next_flight_pid(first)  # the master noticed, logged it and started another
     assert gone(first)
-    os.kill(served.proc.pid, signal.SIGHUP)  # reload the data: Flight serves the new store
-    third = served.next_flight_pid(second)
-    assert gone(second)
-    with flight.connect(served.flight_location) as client:
-        assert client.do_get(flight.Ticket(b'{"dataset": "real_time_15min"}')).read_all().num_rows == 8160 * 15
+
+    def real_time_rows():
+        with flight.connect(served.flight_location) as client:
+            return client.do_get(flight.Ticket(b'{"dataset": "real_time_15min"}')).read_all().num_rows
+
+    assert real_time_rows() == 0
+    for real_time in (utc_dir / "flattened").glob("RT_prices_15min_*.parquet"):
+        shutil.copy(real_time, data / "flattened")
+    os.kill(served.proc.pid, signal.SIGHUP)  # reload the data: the same Flight child serves the new store
+    deadline = time.monotonic() + 30
+    while real_time_rows() != 8160 * 15:
+        assert time.monotonic() < deadline, "the Flight child did not follow the reload"
+        time.sleep(0.2)
+    assert served.flight_pid() == second
     log = served.stop()
     assert served.proc.returncode == 0, log
     assert f"Arrow Flight server (pid {first}) was killed by SIGKILL; restarting it" in log
-    assert f"(pid {third}) stopping on SIGTERM" in log
+    assert f"(pid {second}) stopping on SIGTERM" in log
     assert gone(group=served.proc.pid)
 
 

@@ -1,5 +1,5 @@
 """The generic supervisor of the master's forked children: readiness, stop,
-restart over new arguments, crash restart, and start errors. The children
+crash restart, revival after a deliberate stop, and start errors. The children
 here are small targets of this file, not the Flight server."""
 import os
 import signal
@@ -52,18 +52,6 @@ def test_start_waits_for_ready_and_stop_ends_the_child(supervisor):
         os.kill(pid, 0)  # reaped, gone
 
 
-def test_restart_runs_a_new_child_over_new_arguments(supervisor):
-    sup = supervisor(serve_tag)
-    old = sup.start("old data")
-    sup.restart("new data")
-    assert sup.pid != old and sup.detail == "new data"
-    deadline = time.monotonic() + 5
-    while sup._retiring and time.monotonic() < deadline:
-        sup.reap()
-        time.sleep(0.02)
-    assert not sup._retiring  # the old child stopped and was reaped
-
-
 def test_a_crashed_child_is_restarted_with_the_same_arguments(supervisor):
     sup = supervisor(serve_tag)
     first = sup.start("data")
@@ -75,7 +63,7 @@ def test_a_crashed_child_is_restarted_with_the_same_arguments(supervisor):
     assert sup.pid not in (None, first) and sup.detail == "data" and alive(sup.pid)
 
 
-def test_a_child_stopped_on_purpose_is_not_restarted(supervisor):
+def test_a_child_stopped_on_purpose_is_not_restarted_until_revived(supervisor):
     sup = supervisor(serve_tag)
     pid = sup.start("data")
     os.kill(pid, signal.SIGTERM)  # exits 0: someone stopped it
@@ -86,6 +74,8 @@ def test_a_child_stopped_on_purpose_is_not_restarted(supervisor):
     for _ in range(10):
         sup.keep_alive()
     assert sup.pid is None
+    sup.revive()  # what SIGHUP does
+    assert sup.pid not in (None, pid) and sup.detail == "data" and alive(sup.pid)
 
 
 def test_a_child_that_cannot_start_says_why(supervisor):

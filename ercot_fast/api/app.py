@@ -9,7 +9,7 @@ from ercot_fast.api import seam
 from ercot_fast.api.fastpath import PollFastPath
 from ercot_fast.api.resources import JSON, AvailableHubsResource, HealthResource, PricesResource, json_bytes
 from ercot_fast.api.response_cache import ResponseCache
-from ercot_fast.config import DEFAULT_CACHE_MB, DEFAULT_MAX_AGE, DEFAULT_MAX_RANGE_DAYS
+from ercot_fast.config import DEFAULT_CACHE_MB, DEFAULT_MAX_AGE, DEFAULT_MAX_RANGE_DAYS, DEFAULT_MAX_SERIES
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +17,7 @@ ROUTES = ("/api/prices", "/api/health", "/api/available_hubs")
 # what a query error is about -> where an HTTP client finds what to change
 HINTS = {
     errors.SETTLEMENT_POINTS: "see /api/available_hubs",
-    errors.RANGE: "or use Arrow Flight for bulk pulls",
+    errors.TOO_LARGE: "or use Arrow Flight for bulk pulls",
 }
 
 
@@ -27,19 +27,23 @@ def create_app(
     cache_mb=DEFAULT_CACHE_MB,
     max_age=DEFAULT_MAX_AGE,
     layers=(),
+    max_series=DEFAULT_MAX_SERIES,
+    problems=(),
+    stale_after=None,
 ):
     """The WSGI app over ``store`` (already loaded: the app never reads files).
 
     ``cache_mb``: per-worker response cache size (0 turns it off);
     ``max_age``: seconds a client or proxy may reuse a price answer unrevalidated;
-    ``layers``: WSGI layers of the seam, outermost first, after CORS.
+    ``layers``: WSGI layers of the seam, outermost first, after CORS;
+    ``problems``, ``stale_after``: what health reports (``health.check``).
     """
     app = falcon.App()
     app.req_options.auto_parse_qs_csv = False  # hubs=A,B stays one string: the query layer splits it
     cache = ResponseCache(cache_mb * 1024 * 1024) if cache_mb > 0 else None
-    prices = PricesResource(store, max_range_days, cache, max_age)
+    prices = PricesResource(store, max_range_days, max_series, cache, max_age)
     app.add_route("/api/prices", prices)
-    app.add_route("/api/health", HealthResource(store))
+    app.add_route("/api/health", HealthResource(store, problems, stale_after))
     app.add_route("/api/available_hubs", AvailableHubsResource(store))
     app.set_error_serializer(_serialize_error)
     app.add_error_handler(Exception, _internal_error)
@@ -47,6 +51,22 @@ def create_app(
     app.add_error_handler(falcon.HTTPRouteNotFound, _not_found)
     app.add_error_handler(falcon.HTTPMethodNotAllowed, _method_not_allowed)
     return seam.compose(PollFastPath(app, prices), [seam.cors, *layers])
+
+
+class LiveApp:
+    """A worker's WSGI entry: the app over the store the master publishes
+    (``store.shared``), rebuilt over the new one when the master publishes
+    again, between two requests. ``build(store, problems)`` makes the app."""
+
+    def __init__(self, follower, build):
+        self._follower = follower
+        self._build = build
+        self._app = build(follower.store, follower.problems)
+
+    def __call__(self, environ, start_response):
+        if self._follower.changed() and self._follower.refresh():
+            self._app = self._build(self._follower.store, self._follower.problems)
+        return self._app(environ, start_response)
 
 
 def _serialize_error(req, resp, exc):
@@ -69,7 +89,7 @@ def _method_not_allowed(req, resp, exc, params):
     raise falcon.HTTPMethodNotAllowed(
         exc.headers["Allow"].split(", "),
         title="method not allowed",
-        description=f"{req.method} is not supported on {req.path}; use GET",
+        description=f"{req.method} is not supported on {req.path}; use {exc.headers['Allow'].replace(', OPTIONS', '')}",
     )
 
 

@@ -38,9 +38,10 @@ def location_of(addr):
     return f"grpc://{addr}"
 
 
-def serve(child, store, addr, max_range_days=DEFAULT_MAX_RANGE_DAYS):
-    """The Flight child's target: serve ``store`` on ``addr`` until stopped."""
-    server = PriceFlightServer(store, location_of(addr), max_range_days)
+def serve(child, follower, addr, max_range_days=DEFAULT_MAX_RANGE_DAYS, stale_after=None):
+    """The Flight child's target: serve the published store (``follower``)
+    on ``addr`` until stopped."""
+    server = PriceFlightServer(follower.store, location_of(addr), max_range_days, follower=follower, stale_after=stale_after)
     log.info("Arrow Flight serving on %s (pid %d, port %d)", location_of(addr), os.getpid(), server.port)
     child.ready(str(server.port))
     child.wait_for_stop()
@@ -96,6 +97,7 @@ def _answers_errors(method):
     @functools.wraps(method)
     def wrapper(self, context, *args):
         try:
+            self._follow()
             return method(self, context, *args)
         except QueryError as exc:
             log.info("%s rejected: %s", method.__name__, exc.message)
@@ -123,14 +125,29 @@ def result_stream(selection, schema):
 
 class PriceFlightServer(flight.FlightServerBase):
     """Flight over an already loaded store (never reads files). Serving
-    starts when constructed; ``shutdown()`` stops it. ``middleware``: the
-    seam, ``{name: pyarrow.flight.ServerMiddlewareFactory}``."""
+    starts when constructed; ``shutdown()`` stops it.
 
-    def __init__(self, store, location, max_range_days=DEFAULT_MAX_RANGE_DAYS, middleware=None, **kwargs):
+    ``follower``: a ``store.shared.Follower``; every call first swaps to the
+    store the master published last (a call in flight keeps its own).
+    ``middleware``: the seam, ``{name: pyarrow.flight.ServerMiddlewareFactory}``.
+    """
+
+    def __init__(
+        self, store, location, max_range_days=DEFAULT_MAX_RANGE_DAYS, middleware=None, follower=None, stale_after=None,
+        **kwargs,
+    ):
         super().__init__(location, middleware=middleware or {}, **kwargs)
         self._store = store
+        self._problems = follower.problems if follower else ()
+        self._follower = follower
+        self._stale_after = stale_after
         self._max_range_days = max_range_days
-        self._dataset_infos = {}  # descriptor name -> FlightInfo (the store never changes)
+        self._dataset_infos = {}  # descriptor name -> FlightInfo of the current store
+
+    def _follow(self):
+        follower = self._follower
+        if follower is not None and follower.changed() and follower.refresh():
+            self._store, self._problems, self._dataset_infos = follower.store, follower.problems, {}
 
     def _selection(self, descriptor):
         """(Selection, ticket bytes) of a path or command descriptor."""
@@ -207,7 +224,7 @@ class PriceFlightServer(flight.FlightServerBase):
         return [flight.Result(json.dumps(handler()).encode())]
 
     def _action_healthcheck(self):
-        serving, body = health.check(self._store)
+        serving, body = health.check(self._store, self._problems, self._stale_after)
         if not serving:
             raise flight.FlightUnavailableError(body["details"])
         return body

@@ -38,7 +38,7 @@ TICKET_HINT = (
 # what a query error is about -> where a Flight client finds what to change
 HINTS = {
     errors.SETTLEMENT_POINTS: "see the available_hubs action",
-    errors.RANGE: 'or ask for a whole data set with a ticket like {"dataset": "real_time_15min", '
+    errors.TOO_LARGE: 'or ask for a whole data set with a ticket like {"dataset": "real_time_15min", '
     '"hubs": ["HB_NORTH"]} (no range limit)',
 }
 

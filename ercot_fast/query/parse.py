@@ -4,7 +4,7 @@ what to change (in no transport's words)."""
 from typing import NamedTuple
 
 from ercot_fast import datasets, errors, timeutil
-from ercot_fast.config import DEFAULT_MAX_RANGE_DAYS
+from ercot_fast.config import DEFAULT_MAX_RANGE_DAYS, DEFAULT_MAX_SERIES
 from ercot_fast.datasets import AS_PRODUCTS, ANCILLARY_SERVICES, DAY_AHEAD, REAL_TIME, REAL_TIME_15MIN
 from ercot_fast.errors import QueryError, RangeTooLargeError
 
@@ -76,10 +76,10 @@ def _names(params, name):
     return tuple(filter(None, map(str.strip, value)))
 
 
-def parse_query(params, store, max_range_days=DEFAULT_MAX_RANGE_DAYS):
-    """Check ``params`` (HTTP parameters or a Flight ticket's JSON object)
-    against the store and return a PriceQuery. Raises QueryError saying what
-    to change."""
+def parse_query(params, store, max_range_days=DEFAULT_MAX_RANGE_DAYS, max_series=DEFAULT_MAX_SERIES):
+    """Check ``params`` (HTTP parameters, a JSON body or a Flight ticket's JSON
+    object) against the store and return a PriceQuery. Raises QueryError
+    saying what to change."""
     raw_type = _text(params, "price_type")
     price_type = PRICE_TYPES.get(raw_type.lower())
     if price_type is None:
@@ -106,6 +106,12 @@ def parse_query(params, store, max_range_days=DEFAULT_MAX_RANGE_DAYS):
     if tz is None:
         raise QueryError(f"unknown tz {raw_tz!r}", f"use tz=UTC (the default) or tz={CENTRAL}")
     series = _names(params, "hubs")
+    if len(series) > max_series:
+        raise QueryError(
+            f"{len(series)} series asked for, more than the maximum of {max_series}",
+            "ask for fewer hubs per request (duplicates count), in several requests",
+            errors.TOO_LARGE,
+        )
     if price_type != ANCILLARY_SERVICES and not series:
         raise QueryError("hubs is required", "add hubs, e.g. HB_NORTH,HB_HOUSTON", errors.SETTLEMENT_POINTS)
     return PriceQuery(price_type, start_ms, end_ms, _checked_series(store, price_type, series), resolution, tz)
@@ -126,7 +132,9 @@ def dataset_query(store, name, series=None):
 
 def _checked_series(store, price_type, series):
     if price_type == ANCILLARY_SERVICES:
-        series = tuple(s.upper().removeprefix("AS_") for s in series)
+        # API.md: settlement point names are accepted and do not filter
+        # (older clients send their hubs with every price type)
+        series = tuple(s.upper().removeprefix("AS_") for s in series if s not in store.known_settlement_points)
         unknown = [n for n in series if n not in store.datasets[ANCILLARY_SERVICES].columns]
         what, where, about = "ancillary product", f"use products that exist in the data: {', '.join(AS_PRODUCTS)}", None
     else:

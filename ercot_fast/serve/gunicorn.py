@@ -1,28 +1,33 @@
 """Run the service under gunicorn: the application, its arbiter, the worker classes.
 
-The store is loaded once in the master process before the workers fork, so N
-workers share one copy of the prices (copy-on-write pages nobody writes).
-SIGHUP reloads the data directory in the master and replaces the workers
-gracefully; SIGINT/SIGTERM stop everything.
+The store is loaded once in the master and published as memory-mapped files
+(``store.shared``), so N workers share one copy of the prices. SIGHUP reloads
+the data directory in the master, which publishes the new store; every
+process swaps to it in place. SIGINT/SIGTERM stop everything.
 
 The Arrow Flight server runs in one more child of the master
 (``serve.supervisor``), forked before gunicorn starts (gRPC threads and fork()
 do not mix, and gunicorn forks workers at any time): it shares the store's
-pages too, is restarted over the new store on SIGHUP and after a crash, and
+pages too, follows reloads like the workers, is restarted after a crash, and
 stops with the master.
 """
 import logging
+import os
 import signal
 import sys
+import time
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
-from ercot_fast.api.app import create_app
+from ercot_fast import health
+from ercot_fast.api.app import LiveApp, create_app
 from ercot_fast.errors import ChildStartError
 from ercot_fast.flight import server as flight_server
+from ercot_fast.serve import reload
 from ercot_fast.serve.supervisor import Supervisor
 from ercot_fast.store.load import load_store
+from ercot_fast.store.shared import Publisher
 
 log = logging.getLogger(__name__)
 
@@ -46,24 +51,35 @@ def check_worker_class(worker_class):
 
 
 class PriceService(BaseApplication):
-    """The gunicorn application: owns the loaded store and the WSGI app built over it."""
+    """The gunicorn application: loads the store, publishes it to every
+    process (``store.shared``), and reloads it on SIGHUP in place."""
 
     def __init__(self, settings, data_dir):
         self.settings = settings
         self.data_dir = data_dir
-        self.store = load_store(data_dir)
-        if self.store.total_rows == 0:
+        loaded = load_store(data_dir)
+        if loaded.total_rows == 0:
             log.error("no prices found in %s: /api/health answers 503 until data is there", data_dir)
-        self.wsgi_app = self._build_app(self.store)
+        self.publisher = Publisher(settings.runtime_dir)
+        self._owner = os.getpid()
+        self.store = self.publisher.publish(loaded)
+        follower = self.publisher.follower()
+        self.wsgi_app = LiveApp(follower, self._build_app)
         self.flight = Supervisor("Arrow Flight server", flight_server.serve)
+        self._flight_args = (follower, settings.flight_addr, settings.max_range_days, settings.stale_after)
         super().__init__()
 
-    def _build_app(self, prices):
+    def _build_app(self, prices, problems):
         s = self.settings
-        return create_app(prices, s.max_range_days, s.response_cache_mb, s.cache_max_age)
-
-    def _flight_args(self, prices):
-        return prices, self.settings.flight_addr, self.settings.max_range_days
+        return create_app(
+            prices,
+            s.max_range_days,
+            s.response_cache_mb,
+            s.cache_max_age,
+            max_series=s.max_series,
+            problems=problems,
+            stale_after=s.stale_after,
+        )
 
     def load_config(self):
         options = {
@@ -84,40 +100,65 @@ class PriceService(BaseApplication):
 
     def run(self):
         """Start the Flight child, then gunicorn; whatever ends gunicorn
-        (SIGTERM, Ctrl-C, a fatal error) also stops the child."""
+        (SIGTERM, Ctrl-C, a fatal error) also stops the child and removes
+        the shared store's files."""
         try:
-            self.flight.start(*self._flight_args(self.store))
-        except ChildStartError as exc:
-            raise SystemExit(
-                f"error: Arrow Flight cannot serve on {self.settings.flight_addr}: {exc.details} "
-                "(is the port in use? choose another with --flight-addr or FLIGHT_ADDR)"
-            )
-        try:
+            try:
+                self.flight.start(*self._flight_args)
+            except ChildStartError as exc:
+                raise SystemExit(
+                    f"error: Arrow Flight cannot serve on {self.settings.flight_addr}: {exc.details} "
+                    "(is the port in use? choose another with --flight-addr or FLIGHT_ADDR)"
+                )
             _Arbiter(self).run()
         except RuntimeError as exc:  # as BaseApplication.run reports it
             print(f"\nError: {exc}\n", file=sys.stderr)
             sys.exit(1)
         finally:
-            self.flight.stop()  # a no-op in the workers, which unwind through here
+            if os.getpid() == self._owner:  # the workers unwind through here too
+                self.flight.stop()
+                self.publisher.close()
 
-    def reload(self):
-        """SIGHUP: load the data directory again; the arbiter then forks new
-        workers over the new store. A failed load keeps the data being served."""
-        super().reload()
+    def reload_data(self):
+        """SIGHUP: load the data directory again and publish it, unless it
+        would shrink the service by accident or fails; the processes swap to
+        it in place, losing no request. Either way health tells."""
+        started = time.monotonic()
         try:
             fresh = load_store(self.data_dir)
-        except Exception:
+        except Exception as exc:
             log.exception("reload of %s failed: still serving the data loaded before", self.data_dir)
+            self.publisher.set_problems([health.problem(health.RELOAD_FAILED, f"the last reload failed ({exc}); still serving the data loaded before")])
             return
-        self.store = fresh
-        self.wsgi_app = self._build_app(fresh)
-        self.flight.restart(*self._flight_args(fresh))
+        reasons = reload.shrinkage(self.store, fresh, self.settings.min_reload_fraction)
+        if reasons and not (self.settings.allow_shrink or reload.shrink_allowed_once(self.data_dir)):
+            why = "; ".join(reasons)
+            log.error("reload refused, still serving the data loaded before: %s (allow it with --allow-shrink "
+                      "or by creating %s/%s before SIGHUP)", why, self.data_dir, reload.ALLOW_SHRINK_ONCE)
+            self.publisher.set_problems([health.problem(
+                health.RELOAD_REFUSED,
+                f"the last reload was refused: {why}; still serving the data loaded before "
+                f"(to accept it: --allow-shrink, or {reload.ALLOW_SHRINK_ONCE} in the data directory, then SIGHUP)",
+            )])
+            return
+        if reasons:
+            log.warning("reload shrinks the service, as allowed: %s", "; ".join(reasons))
+        self.store = self.publisher.publish(fresh)
+        log.info("reloaded %s in %.2f s: the workers and the Flight server swap to it in place",
+                 self.data_dir, time.monotonic() - started)
 
 
 class _Arbiter(Arbiter):
     """gunicorn's arbiter, also minding the Flight child: it collects the
     child's exit before gunicorn's ``waitpid(-1)`` would take it silently, and
     restarts a crashed child (with back-off) from its main loop."""
+
+    def handle_hup(self):
+        # NOTE: not gunicorn's reload, which replaces the workers and closes
+        # their keep-alive connections: the data swaps in place instead.
+        self.log.info("Handling signal: hup")
+        self.app.reload_data()
+        self.app.flight.revive()
 
     def handle_chld(self):
         self.app.flight.reap()

@@ -1,6 +1,6 @@
 """Supervision of forked children of the master (the Arrow Flight server now;
-others later): start with a readiness handshake, stop, restart over new
-arguments, reap, and restart after a crash with back-off.
+others later): start with a readiness handshake, stop, reap, restart after a
+crash with back-off, and start again on demand after a deliberate stop.
 
 A child is known only by its target function, ``target(child, *args)``, run in
 the forked process: it calls ``child.ready(detail)`` once it serves (or raises,
@@ -124,14 +124,14 @@ class Supervisor:
         self._retiring.clear()
         self._restart_at = None
 
-    def restart(self, *args):
-        """Run the child over ``args`` instead (after a reload). The old child
-        finishes what it is doing while the new one starts."""
-        if os.getpid() != self._owner:
+    def revive(self):
+        """Start the child again if it is not running (after someone stopped
+        it on purpose, which ``keep_alive`` respects)."""
+        if os.getpid() != self._owner or self.pid is not None:
             return
-        self._retire()
+        self._restart_at = None
         try:
-            self.start(*args)
+            self.start(*self.args)
         except ChildStartError as exc:
             log.error("%s: %s; retrying", exc.message, exc.details)
             self._schedule_restart()

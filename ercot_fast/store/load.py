@@ -73,6 +73,7 @@ def load_store(data_dir):
     files = sources.price_files(data_dir)
     contributions = []
     files_loaded = 0
+    skipped = []
     synthetic = False
     for file in files:
         try:
@@ -80,6 +81,7 @@ def load_store(data_dir):
             from_file = _contributions(table, file)
         except Exception as exc:  # a corrupt file must never stop the service
             log.error("skipped unreadable file %s: %s", file.relative, exc)
+            skipped.append(file.relative)
             continue
         files_loaded += 1
         synthetic |= (table.schema.metadata or {}).get(SYNTHETIC_KEY) == b"true"
@@ -97,7 +99,8 @@ def load_store(data_dir):
         _report_day_lengths(dataset)
     version = _fingerprint(datasets)
     _return_freed_memory()
-    store = Store(datasets, str(data_dir), synthetic, files_loaded, time.perf_counter() - started, version)
+    seconds = time.perf_counter() - started
+    store = Store(datasets, str(data_dir), synthetic, files_loaded, seconds, version, tuple(skipped))
     log.info(
         "loaded %d files from %s in %.2f s: %s%s",
         files_loaded,

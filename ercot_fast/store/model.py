@@ -38,6 +38,7 @@ class Store:
     files_loaded: int
     load_seconds: float
     version: str  # fingerprint of the loaded prices: equal data, equal version
+    skipped_files: tuple = ()  # files that could not be read, relative to data_dir
     # every settlement point of the day-ahead or real-time data, in
     # datasets.settlement_point_order
     settlement_points: tuple = dataclasses.field(init=False)

@@ -1,0 +1,42 @@
+"""When a reload may replace the store being served: never by accident with
+less. A new load that is empty, lacks a data set or a series served now, or
+holds fewer than a share of a data set's rows is refused unless shrinking is
+allowed (``--allow-shrink``, or ``DATA_DIR/.allow-shrink`` for one reload)."""
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+ALLOW_SHRINK_ONCE = ".allow-shrink"
+
+
+def shrinkage(current, fresh, min_fraction):
+    """Why serving ``fresh`` instead of ``current`` would shrink the service
+    (empty when it would not)."""
+    if fresh.total_rows == 0:
+        return ["the new load holds no prices (is the data directory mounted and complete?)"]
+    reasons = []
+    for name, served in current.datasets.items():
+        new = fresh.datasets[name]
+        if len(served) and not len(new):
+            reasons.append(f"{name} would have no rows (serves {len(served)})")
+        elif len(new) < min_fraction * len(served):
+            reasons.append(f"{name} would have {len(new)} rows, under {min_fraction:.0%} of the {len(served)} served")
+        lost = sorted(set(served.columns) - set(new.columns))
+        if lost:
+            reasons.append(f"{name} would lose {len(lost)} series: {', '.join(lost[:10])}{' ...' if len(lost) > 10 else ''}")
+    return reasons
+
+
+def shrink_allowed_once(data_dir):
+    """True when the operator allowed this one reload to shrink the service;
+    the marker is removed when it can be (a read-only data directory keeps it,
+    and it goes on allowing shrinks until removed: logged)."""
+    marker = Path(data_dir) / ALLOW_SHRINK_ONCE
+    if not marker.exists():
+        return False
+    try:
+        marker.unlink()
+    except OSError as exc:
+        log.warning("%s allows this reload to shrink the service but cannot be removed (%s): remove it by hand", marker, exc)
+    return True

@@ -1,0 +1,123 @@
+"""The store held once for every process, and swapped in place on a reload.
+
+The master publishes: it writes each store it loads as a snapshot
+(``store.snapshot``) into a runtime folder, then a small state file naming the
+current snapshot and the master's problems (a refused or failed reload), then
+bumps a generation counter: eight bytes in a memory-mapped file. Every serving
+process (HTTP workers, the Flight child) follows: before each request it reads
+the counter, and when it has moved it opens the current snapshot and swaps to
+it. Requests in flight finish on the store they started with; no process
+restarts, no connection closes, so a reload loses no request.
+
+Memory: the prices are in the page cache once, mapped by every process. While
+a reload is under way the master holds the new store as it loads it (then
+writes it and keeps only the mapping), and until every process has swapped,
+the old snapshot stays mapped too: about twice the store, briefly.
+"""
+import json
+import logging
+import mmap
+import os
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from ercot_fast.files import write_atomically
+from ercot_fast.store import snapshot
+
+log = logging.getLogger(__name__)
+
+_GENERATION = "generation"
+_STATE = "state.json"
+_KEEP = 2  # snapshots kept: the current one and the one before (processes may still be opening it)
+
+
+class Publisher:
+    """The master's side: owns the runtime folder and publishes into it."""
+
+    def __init__(self, parent=None):
+        self.directory = Path(tempfile.mkdtemp(prefix="ercot-fast-", dir=parent))
+        self._generation = 0
+        self._snapshots = []
+        path = self.directory / _GENERATION
+        path.write_bytes(bytes(8))
+        with open(path, "r+b") as f:
+            self._counter = mmap.mmap(f.fileno(), 8)
+        self.store = None
+        self.problems = ()
+
+    def publish(self, store, problems=()):
+        """Serve ``store`` from now on; returns it as every process maps it."""
+        self._generation += 1
+        folder = snapshot.write(store, self.directory / f"store-{self._generation}")
+        self._snapshots.append(folder)
+        self.store = snapshot.open_store(folder)
+        self._announce(problems)
+        for old in self._snapshots[:-_KEEP]:
+            shutil.rmtree(old, ignore_errors=True)  # NOTE: a process that mapped it keeps its pages
+        self._snapshots = self._snapshots[-_KEEP:]
+        return self.store
+
+    def set_problems(self, problems):
+        """Keep the store; tell every process the master's problems changed."""
+        self._generation += 1
+        self._announce(problems)
+
+    def _announce(self, problems):
+        self.problems = tuple(problems)
+        state = {"snapshot": self._snapshots[-1].name, "problems": list(self.problems)}
+        write_atomically(self.directory / _STATE, json.dumps(state).encode())
+        self._counter[:8] = self._generation.to_bytes(8, "little")
+
+    def follower(self):
+        """A Follower that starts where the master is now (forked processes inherit it)."""
+        return Follower(self.directory, self.store, self.problems, self._generation, self._snapshots[-1].name)
+
+    def close(self):
+        self._counter.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class Follower:
+    """A serving process's side: the current store and problems, refreshed
+    when the master's generation moves. Thread-safe (Flight serves calls on
+    several threads)."""
+
+    RETRY_SECONDS = 1.0  # after a failed refresh, try again at most this often
+
+    def __init__(self, directory, store, problems, generation, snapshot_name):
+        self.directory = Path(directory)
+        self.store = store
+        self.problems = tuple(problems)
+        self.generation = generation
+        self._snapshot = snapshot_name
+        self._failed_at = 0.0
+        self._lock = threading.Lock()
+        with open(self.directory / _GENERATION, "rb") as f:
+            self._counter = mmap.mmap(f.fileno(), 8, access=mmap.ACCESS_READ)
+
+    def changed(self):
+        """True when the master has published since this process last looked.
+        PERF: one read of eight mapped bytes."""
+        return int.from_bytes(self._counter[:8], "little") != self.generation
+
+    def refresh(self):
+        """Follow the master: returns True when the store or problems changed."""
+        with self._lock:
+            latest = int.from_bytes(self._counter[:8], "little")
+            if latest == self.generation or time.monotonic() - self._failed_at < self.RETRY_SECONDS:
+                return False
+            try:
+                state = json.loads((self.directory / _STATE).read_text())
+                if state["snapshot"] != self._snapshot:
+                    self.store = snapshot.open_store(self.directory / state["snapshot"])
+                    self._snapshot = state["snapshot"]
+            except (OSError, ValueError, KeyError) as exc:  # the master may be mid-publish: next time
+                self._failed_at = time.monotonic()
+                log.warning("process %d could not follow the new store yet (%s); still serving the one before", os.getpid(), exc)
+                return False
+            self.problems = tuple(state["problems"])
+            self.generation = latest
+            return True

@@ -3,7 +3,7 @@ import os
 import pytest
 from falcon import testing
 
-from reference_layout import SHARED_DATA, write_reference_dir
+from reference_layout import FIXTURE_DA, FIXTURE_RT, SHARED_DATA, write_reference_dir
 
 REQUIRE_REAL_DATA = "ERCOT_FAST_REQUIRE_REAL_DATA"
 
@@ -50,3 +50,31 @@ def client(utc_store):
 
     return testing.TestClient(create_app(utc_store, max_range_days=1000))
 
+
+# --- tests/data's genuine cut: no ../shared needed ----------------------------------
+
+
+@pytest.fixture(scope="session")
+def fixture_utc_dir(tmp_path_factory):
+    """Reference layout, UTC flavour, from tests/data's report ZIPs (conftest's utc_dir from the shared CSVs)."""
+    return write_reference_dir(tmp_path_factory.mktemp("fixture_utc"), "utc", FIXTURE_DA, FIXTURE_RT)
+
+
+@pytest.fixture(scope="session")
+def fixture_legacy_dir(tmp_path_factory):
+    """Reference layout as the older pipeline wrote it, from tests/data's report ZIPs."""
+    return write_reference_dir(tmp_path_factory.mktemp("fixture_legacy"), "legacy", FIXTURE_DA, FIXTURE_RT)
+
+
+@pytest.fixture(scope="session")
+def fixture_store(fixture_utc_dir):
+    from ercot_fast.store.load import load_store
+
+    return load_store(fixture_utc_dir)
+
+
+@pytest.fixture(scope="session")
+def fixture_client(fixture_store):
+    from ercot_fast.api.app import create_app
+
+    return testing.TestClient(create_app(fixture_store, max_range_days=1000))

@@ -16,9 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.flight as flight
 import pytest
-from falcon import testing
 
-from ercot_fast.api.app import create_app
 from ercot_fast.ingest import formats, ingest
 from ercot_fast.store.load import load_store
 from reference_layout import (
@@ -33,7 +31,6 @@ from reference_layout import (
     read_da_csv,
     read_rt_csv,
     utc_ms,
-    write_reference_dir,
 )
 from serving import ERCOT_FAST, Served, fetch
 
@@ -113,28 +110,6 @@ def get(client, **params):
     resp = client.simulate_get("/api/prices", params=params)
     assert resp.status_code == 200, resp.text
     return resp
-
-
-@pytest.fixture(scope="module")
-def fixture_utc_dir(tmp_path_factory):
-    """Reference layout, UTC flavour, from tests/data's report ZIPs (conftest's utc_dir from the shared CSVs)."""
-    return write_reference_dir(tmp_path_factory.mktemp("fixture_utc"), "utc", FIXTURE_DA, FIXTURE_RT)
-
-
-@pytest.fixture(scope="module")
-def fixture_legacy_dir(tmp_path_factory):
-    """Reference layout as the older pipeline wrote it, from tests/data's report ZIPs."""
-    return write_reference_dir(tmp_path_factory.mktemp("fixture_legacy"), "legacy", FIXTURE_DA, FIXTURE_RT)
-
-
-@pytest.fixture(scope="module")
-def fixture_store(fixture_utc_dir):
-    return load_store(fixture_utc_dir)
-
-
-@pytest.fixture(scope="module")
-def fixture_client(fixture_store):
-    return testing.TestClient(create_app(fixture_store, max_range_days=1000))
 
 
 @pytest.fixture(scope="module")

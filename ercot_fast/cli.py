@@ -87,6 +87,11 @@ def cmd_ingest(args):
         report = ingest.ingest(args.paths, data_dir, settlement_points=points, progress=args.progress)
     except IngestError as exc:
         raise SystemExit(f"error: {exc}")
+    except OSError as exc:  # a full disk, a read-only folder: every file is still its old or new self
+        raise SystemExit(
+            f"error: ingest stopped: cannot write {exc.filename or data_dir} ({exc.strerror or exc}); "
+            "every file in the data directory is as it was or complete; free space or fix the folder, then run it again"
+        )
     sys.stdout.write(report.summary())
     if args.report:
         write_atomically(Path(args.report), report.dumps().encode())

@@ -100,3 +100,78 @@ class Served:
         except ProcessLookupError:
             pass
         self.proc.wait()
+
+
+class Load:
+    """Keep-alive HTTP load for chaos tests: ``connections`` threads, each on
+    its own persistent connection, cycling through ``paths`` until stopped.
+    A request that fails (no answer, a broken connection, a 5xx) is counted
+    and its connection opened again; every answer's status is counted."""
+
+    def __init__(self, port, paths, connections=16):
+        import collections
+        import threading
+
+        self.port = port
+        self.paths = list(paths)
+        self.statuses = collections.Counter()
+        self.failures = []  # (path, what went wrong)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(connections)]
+
+    def __enter__(self):
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+    def stop(self):
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+    @property
+    def answered(self):
+        with self._lock:
+            return sum(self.statuses.values())
+
+    def wait_for(self, answers, timeout=60):
+        """Until at least ``answers`` more requests have been answered."""
+        target = self.answered + answers
+        deadline = time.monotonic() + timeout
+        while self.answered < target:
+            assert time.monotonic() < deadline, f"only {self.answered} answers; failures: {self.failures[:5]}"
+            time.sleep(0.01)
+
+    def _run(self, number):
+        import http.client
+
+        connection = None
+        i = number
+        while not self._stop.is_set():
+            path = self.paths[i % len(self.paths)]
+            i += 1
+            try:
+                if connection is None:
+                    connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                connection.request("GET", path)
+                resp = connection.getresponse()
+                body = resp.read()
+                if resp.status >= 500 or len(body) != int(resp.headers.get("content-length", len(body))):
+                    raise OSError(f"{resp.status} with {len(body)} bytes")
+                with self._lock:
+                    self.statuses[resp.status] += 1
+                if resp.headers.get("connection", "").lower() == "close":
+                    connection.close()
+                    connection = None
+            except (OSError, http.client.HTTPException) as exc:
+                with self._lock:
+                    self.failures.append((path, f"{type(exc).__name__}: {exc}"))
+                if connection is not None:
+                    connection.close()
+                connection = None
+        if connection is not None:
+            connection.close()

@@ -82,7 +82,7 @@ def test_serve_real_data(serve, utc_dir, worker_class):
     assert f"Arrow Flight server (pid {flight_pid}) stopping on SIGTERM" in log
     assert gone(flight_pid) and gone(group=served.proc.pid)
     assert flight_refuses(served.flight_location)
-    assert f"Using worker: {'ercot_fast.serve.worker.MeinheldWorker' if worker_class == 'meinheld' else 'sync'}" in log
+    assert f"Using worker: ercot_fast.serve.worker.{'MeinheldWorker' if worker_class == 'meinheld' else 'SyncWorker'}" in log
 
 
 def test_serve_settings_from_environment(serve, utc_dir):

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 # config.WORKER_CLASSES -> gunicorn's worker class
 WORKER_CLASSES = {
     "meinheld": "ercot_fast.serve.worker.MeinheldWorker",
-    "sync": "sync",
+    "sync": "ercot_fast.serve.worker.SyncWorker",
 }
 
 
@@ -156,7 +156,6 @@ class _Arbiter(Arbiter):
     def handle_hup(self):
         # NOTE: not gunicorn's reload, which replaces the workers and closes
         # their keep-alive connections: the data swaps in place instead.
-        self.log.info("Handling signal: hup")
         self.app.reload_data()
         self.app.flight.revive()
 

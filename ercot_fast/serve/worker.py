@@ -1,4 +1,5 @@
-"""The project's own meinheld worker class for gunicorn.
+"""The project's own gunicorn worker classes: meinheld's, and gunicorn's sync
+worker with a quiet quick stop.
 
 meinheld's ``meinheld.gmeinheld.MeinheldWorker`` replaces gunicorn's
 ``Logger.error`` and ``Logger.access`` for the whole process with functions
@@ -12,10 +13,16 @@ Signals: meinheld's loop takes SIGTERM and SIGINT in C (stop accepting,
 finish open connections, at most about a second). SIGQUIT would reach a
 Python handler, which runs only when a request arrives, so the arbiter sends
 SIGINT instead for a quick stop (``serve.gunicorn``).
+
+gunicorn's sync worker answers a quick stop (SIGINT, SIGQUIT) with
+``sys.exit`` from its signal handler, in the middle of whatever it is doing:
+an answer being written ends in a logged traceback. ``SyncWorker`` stops as it
+does on SIGTERM instead: it finishes the request in hand, then exits.
 """
 import traceback
 
 from gunicorn.workers.base import Worker
+from gunicorn.workers.sync import SyncWorker as GunicornSyncWorker
 
 
 class _ErrorLog:
@@ -52,3 +59,8 @@ class MeinheldWorker(Worker):
         from meinheld import server
 
         server.stop(int(self.cfg.graceful_timeout))
+
+
+class SyncWorker(GunicornSyncWorker):
+    def handle_quit(self, sig, frame):
+        self.handle_exit(sig, frame)

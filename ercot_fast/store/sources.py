@@ -35,6 +35,8 @@ def price_files(data_dir):
     found = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         relative = path.relative_to(root).as_posix()
+        if any(part.startswith(".") for part in path.relative_to(root).parts):
+            continue  # hidden: an ingest's lock and temporaries, .allow-shrink
         matched = datasets.match_file(relative)
         if matched is None:
             log.info("ignored unknown file %s", relative)

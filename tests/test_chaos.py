@@ -1,0 +1,185 @@
+"""Faults under load, as an operator meets them: a reload while dashboards
+poll, a worker killed as the OOM killer does, a corrupt file or an emptied
+data directory before a reload, a full disk during an ingest, and stopping
+the service. Real `ercot-fast serve` processes on tests/data's genuine cut,
+127.0.0.1, free ports, bounded in requests and time, always stopped."""
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from serving import ERCOT_FAST, Load, Served, fetch
+
+TILE = "/api/prices?start_date=2021-02-14&end_date=2021-02-20&hubs=HB_NORTH,HB_WEST&price_type=da"
+PAGE = "/api/prices?start_date=2021-02-14&end_date=2021-02-20&hubs=HB_NORTH,LZ_WEST,LZ_HOUSTON&price_type=rt&resolution=15min"
+PATHS = [TILE, PAGE, "/api/health", "/api/available_hubs", "/api/prices?price_type=nope", TILE + "&tz=America/Chicago"]
+
+
+@pytest.fixture
+def data(fixture_utc_dir, tmp_path):
+    """A data directory the test may change: the fixture's files."""
+    return shutil.copytree(fixture_utc_dir, tmp_path / "data")
+
+
+@pytest.fixture
+def serve():
+    running = []
+
+    def start(data_dir, *args, workers=2, worker_class="meinheld"):
+        served = Served(["--data-dir", str(data_dir), "--workers", str(workers), "--worker-class", worker_class, *args], {})
+        running.append(served)
+        served.wait_ready()
+        return served
+
+    yield start
+    for served in running:
+        served.kill_all()
+
+
+def children(pid):
+    """Pids whose parent is ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def health(served):
+    status, _, body = fetch(served.base + "/api/health")
+    return status, json.loads(body)
+
+
+def wait_until(predicate, what, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+def hup(served):
+    os.kill(served.proc.pid, signal.SIGHUP)
+
+
+@pytest.mark.parametrize("worker_class", ["meinheld", "sync"])
+def test_reloads_under_load_lose_no_request(serve, data, worker_class):
+    for real_time in (data / "flattened").glob("RT_prices_15min_*.parquet"):
+        real_time.rename(data / real_time.name)  # not served yet
+    served = serve(data, worker_class=worker_class)
+    with Load(served.port, PATHS, connections=32) as load:
+        load.wait_for(300)
+        for _ in range(3):
+            hup(served)
+            load.wait_for(300)
+        for real_time in data.glob("RT_prices_15min_*.parquet"):
+            real_time.rename(data / "flattened" / real_time.name)
+        hup(served)  # new data: every worker swaps to it
+        wait_until(lambda: len(json.loads(fetch(served.base + PAGE)[2])["timestamps"]) == 7 * 96, "no worker swapped")
+        load.wait_for(300)
+    assert load.failures == [], load.failures[:5]
+    assert set(load.statuses) == {200, 400}
+    assert health(served) == (200, health(served)[1]) and health(served)[1]["status"] == "healthy"
+    log = served.stop()
+    assert "Traceback" not in log and log.count("reloaded ") == 4
+
+
+def test_a_killed_worker_is_replaced_and_only_its_requests_fail(serve, data):
+    served = serve(data, workers=2)
+    flight = served.flight_pid()
+    workers = [pid for pid in children(served.proc.pid) if pid != flight]
+    assert len(workers) == 2
+    connections = 16
+    with Load(served.port, PATHS, connections=connections) as load:
+        load.wait_for(300)
+        os.kill(workers[0], signal.SIGKILL)  # as the OOM killer does
+        load.wait_for(1000)
+    # only requests on the killed worker's connections failed, each at most once
+    assert len(load.failures) <= connections, load.failures
+    assert served.proc.poll() is None  # the master survived
+    wait_until(lambda: len([p for p in children(served.proc.pid) if p != flight]) == 2, "the worker was not replaced")
+    assert health(served)[0] == 200
+    log = served.stop()
+    assert served.proc.returncode == 0 and "Traceback" not in log
+    assert f"Worker (pid:{workers[0]}) was sent SIGKILL" in log
+
+
+def test_a_corrupt_file_and_a_reload_keep_the_old_data(serve, data):
+    served = serve(data)
+    before = fetch(served.base + TILE)[2]
+    (data / "flattened" / "DA_prices_2021.parquet").write_bytes(b"PAR1 truncated by a half-finished sync")
+    hup(served)
+    wait_until(lambda: health(served)[1]["status"] == "degraded", "health did not turn degraded")
+    status, body = health(served)
+    assert status == 200 and body["problems"][0]["problem"] == "reload_refused"
+    assert "day_ahead would have" in body["problems"][0]["details"]
+    assert fetch(served.base + TILE)[2] == before  # the old data still serves
+    log = served.stop()
+    assert "skipped unreadable file flattened/DA_prices_2021.parquet" in log and "reload refused" in log
+
+
+def test_an_emptied_data_directory_is_refused_then_a_good_reload_clears_it(serve, data, tmp_path):
+    served = serve(data)
+    before = fetch(served.base + PAGE)[2]
+    shutil.move(data / "flattened", tmp_path / "aside")  # an unmounted volume
+    hup(served)
+    wait_until(lambda: health(served)[1]["status"] == "degraded", "health did not turn degraded")
+    assert "the new load holds no prices" in health(served)[1]["problems"][0]["details"]
+    assert fetch(served.base + PAGE)[2] == before
+    shutil.move(tmp_path / "aside", data / "flattened")  # mounted again
+    hup(served)
+    wait_until(lambda: health(served)[1]["status"] == "healthy", "a good reload did not clear the problem")
+    served.stop()
+
+
+def test_a_deliberate_shrink_is_accepted_once(serve, data):
+    served = serve(data)
+    for real_time in (data / "flattened").glob("RT_prices_15min_*.parquet"):
+        real_time.unlink()
+    (data / ".allow-shrink").touch()
+    hup(served)
+    wait_until(lambda: json.loads(fetch(served.base + PAGE)[2])["timestamps"] == [], "the shrink was not served")
+    assert health(served)[1]["status"] == "healthy" and not (data / ".allow-shrink").exists()
+    log = served.stop()
+    assert "reload shrinks the service, as allowed: " in log and "real_time_15min would have no rows" in log
+
+
+@pytest.mark.parametrize("worker_class", ["meinheld", "sync"])
+@pytest.mark.parametrize("sig, group", [(signal.SIGINT, True), (signal.SIGINT, False), (signal.SIGTERM, True), (signal.SIGTERM, False)])
+def test_stop_signals_end_everything_cleanly(serve, data, worker_class, sig, group):
+    served = serve(data, worker_class=worker_class)
+    fetch(served.base + TILE)
+    log = served.stop(sig, group=group)
+    assert served.proc.returncode == 0, log
+    assert "Traceback" not in log and "Shutting down: Master" in log
+    assert children(served.proc.pid) == []
+
+
+def test_a_full_disk_during_ingest_is_a_clear_error_and_nothing_is_half_written(fixture_utc_dir, tmp_path):
+    reports = Path(__file__).parent / "data"
+    target = tmp_path / "data"
+    first = subprocess.run([ERCOT_FAST, "ingest", str(reports / "np4_190_cd"), "--data-dir", str(target)],
+                           capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    written = {p: p.read_bytes() for p in target.rglob("*.parquet")}
+
+    def small_disk():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, like ENOSPC
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))
+
+    run = subprocess.run([ERCOT_FAST, "ingest", str(reports), "--data-dir", str(target)],
+                         capture_output=True, text=True, timeout=120, preexec_fn=small_disk)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert "error: ingest stopped: cannot write" in run.stderr and "run it again" in run.stderr
+    assert {p: p.read_bytes() for p in target.rglob("*.parquet")} == written  # each file old, none torn
+    assert not [p for p in target.rglob("*") if p.name.endswith(".tmp")]

@@ -8,6 +8,7 @@ import os
 import resource
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -183,3 +184,32 @@ def test_a_full_disk_during_ingest_is_a_clear_error_and_nothing_is_half_written(
     assert "error: ingest stopped: cannot write" in run.stderr and "run it again" in run.stderr
     assert {p: p.read_bytes() for p in target.rglob("*.parquet")} == written  # each file old, none torn
     assert not [p for p in target.rglob("*") if p.name.endswith(".tmp")]
+
+
+def raw_exchange(port, raw):
+    """Send ``raw`` on a new connection; return all the server sent before it closed the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(raw)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+        return data
+
+
+@pytest.mark.parametrize("worker_class", ["meinheld", "sync"])
+def test_requests_the_http_server_rejects_itself(serve, data, worker_class):
+    """Past the server layer's limits (a request line over about 8 KB, control
+    bytes in it, huge headers) the client gets a 400 (HTML, from the server
+    layer: documented) and the connection is closed; the worker survives."""
+    served = serve(data, workers=1, worker_class=worker_class)
+    flight = served.flight_pid()
+    [worker] = [pid for pid in children(served.proc.pid) if pid != flight]
+    long_url = b"GET /api/prices?price_type=da&hubs=" + b"HB_NORTH," * 1000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    control = b"GET /api/\x01health HTTP/1.1\r\nHost: x\r\n\r\n"
+    for raw in (long_url, control):
+        answer = raw_exchange(served.port, raw)  # returns only once the server closed the connection
+        assert answer.split(b"\r\n")[0].split()[1] in (b"400", b"414"), answer[:200]
+    ok = raw_exchange(served.port, b"GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert ok.startswith(b"HTTP/1.1 200") and b'"status":"healthy"' in ok
+    assert [pid for pid in children(served.proc.pid) if pid != flight] == [worker]
+    served.stop()

@@ -26,7 +26,7 @@ from ercot_fast.errors import ChildStartError
 from ercot_fast.flight import server as flight_server
 from ercot_fast.serve import reload
 from ercot_fast.serve.supervisor import Supervisor
-from ercot_fast.store.load import load_store
+from ercot_fast.store.load import load_store, return_freed_memory
 from ercot_fast.store.shared import Publisher
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,8 @@ class PriceService(BaseApplication):
         self.publisher = Publisher(settings.runtime_dir)
         self._owner = os.getpid()
         self.store = self.publisher.publish(loaded)
+        del loaded
+        return_freed_memory()  # before the workers fork: they must not inherit the loaded arrays
         follower = self.publisher.follower()
         self.wsgi_app = LiveApp(follower, self._build_app)
         self.flight = Supervisor("Arrow Flight server", flight_server.serve)
@@ -90,6 +92,9 @@ class PriceService(BaseApplication):
             "accesslog": None,
             "control_socket_disable": True,
             "graceful_timeout": 5,
+            # NOTE: meinheld's own limit is about 8 KB; the sync worker's is
+            # raised to match (longer lists of settlement points: POST)
+            "limit_request_line": 8190,
             "proc_name": "ercot-fast",
         }
         for key, value in options.items():
@@ -144,6 +149,8 @@ class PriceService(BaseApplication):
         if reasons:
             log.warning("reload shrinks the service, as allowed: %s", "; ".join(reasons))
         self.store = self.publisher.publish(fresh)
+        del fresh
+        return_freed_memory()  # the loaded arrays: the master keeps only the mapped store
         log.info("reloaded %s in %.2f s: the workers and the Flight server swap to it in place",
                  self.data_dir, time.monotonic() - started)
 

@@ -14,11 +14,21 @@ finish open connections, at most about a second). SIGQUIT would reach a
 Python handler, which runs only when a request arrives, so the arbiter sends
 SIGINT instead for a quick stop (``serve.gunicorn``).
 
+Large answers: meinheld 1.0.2 is built against greenlet 0.4's struct layout.
+When a response write would block (EAGAIN: an answer larger than the socket
+buffer takes, a few MB on loopback, far less to a slow client), it reads a
+greenlet 3 object at the wrong offset: it spins, then appends an HTML 500
+page after the body and closes the connection, or crashes. ``_blocking_send``
+hands meinheld the client socket in blocking mode for the body (and back to
+non-blocking once it is written), so a write never returns EAGAIN. It costs
+about a microsecond per request.
+
 gunicorn's sync worker answers a quick stop (SIGINT, SIGQUIT) with
 ``sys.exit`` from its signal handler, in the middle of whatever it is doing:
 an answer being written ends in a logged traceback. ``SyncWorker`` stops as it
 does on SIGTERM instead: it finishes the request in hand, then exits.
 """
+import os
 import traceback
 
 from gunicorn.workers.base import Worker
@@ -35,6 +45,44 @@ class _ErrorLog:
         self._log.error("meinheld: %s", "".join(traceback.format_exception(exc, val, tb)).rstrip())
 
 
+class _NonBlockingAgain:
+    """The body as meinheld iterates it; ``close`` (which meinheld calls once
+    the last byte is written, before it reads the next request) makes the
+    socket non-blocking again."""
+
+    __slots__ = ("_body", "_fd")
+
+    def __init__(self, body, fd):
+        self._body = body
+        self._fd = fd
+
+    def __iter__(self):
+        return iter(self._body)  # PERF: meinheld iterates the body itself
+
+    def close(self):
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            fd, self._fd = self._fd, -1
+            if fd >= 0:
+                try:
+                    os.set_blocking(fd, False)
+                except OSError:  # the client has gone: meinheld closes the socket
+                    pass
+
+
+def _blocking_send(app):
+    def app_with_blocking_send(environ, start_response):
+        body = app(environ, start_response)
+        fd = environ["meinheld.client"].get_fd()
+        os.set_blocking(fd, True)
+        return _NonBlockingAgain(body, fd)
+
+    return app_with_blocking_send
+
+
 class MeinheldWorker(Worker):
     def run(self):
         from meinheld import server
@@ -46,7 +94,7 @@ class MeinheldWorker(Worker):
         server.set_fastwatchdog(self.tmp.fileno(), self.ppid, int(self.timeout))
         server.set_listen_socket([sock.fileno() for sock in self.sockets])
         try:
-            server.run(self.wsgi)
+            server.run(_blocking_send(self.wsgi))
         except KeyboardInterrupt:
             pass
 

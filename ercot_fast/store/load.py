@@ -98,7 +98,7 @@ def load_store(data_dir):
     for dataset in datasets.values():
         _report_day_lengths(dataset)
     version = _fingerprint(datasets)
-    _return_freed_memory()
+    return_freed_memory()
     seconds = time.perf_counter() - started
     store = Store(datasets, str(data_dir), synthetic, files_loaded, seconds, version, tuple(skipped))
     log.info(
@@ -112,8 +112,8 @@ def load_store(data_dir):
     return store
 
 
-def _return_freed_memory():
-    """Hand the file-reading scratch memory back to the OS before the workers
+def return_freed_memory():
+    """Hand freed memory (file-reading scratch, a store once published) back to the OS, so that workers
     fork, so they do not inherit it (about 60 MB on the demo data)."""
     pa.default_memory_pool().release_unused()
     try:

@@ -121,6 +121,7 @@ def measure(data_dir, mode, seconds, workers, worker_class, every, warmup):
         "spread_after_warmup": round((max(steady) - min(steady)) / min(steady), 4) if steady else None,
     }
     result["events"] = events
+    result["pss_mb_samples"] = [(at, round(kb / 1024, 1)) for at, kb in samples]
     if mode == "reloads":
         reloads = sum(1 for e in events if e[0] == "SIGHUP")
         result["failed_per_reload"] = result["failed"] / reloads if reloads else None

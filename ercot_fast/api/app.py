@@ -1,5 +1,6 @@
 """Assemble the HTTP API over a loaded store: the Falcon app and its error
 handling, the polling fast path in front of it, and the seam around both."""
+import gc
 import logging
 
 import falcon
@@ -64,9 +65,17 @@ class LiveApp:
         self._app = build(follower.store, follower.problems)
 
     def __call__(self, environ, start_response):
-        if self._follower.changed() and self._follower.refresh():
-            self._app = self._build(self._follower.store, self._follower.problems)
+        if self._follower.changed():
+            self.follow()
         return self._app(environ, start_response)
+
+    def follow(self):
+        """Swap to what the master published last, if anything."""
+        if self._follower.refresh():
+            self._app = self._build(self._follower.store, self._follower.problems)
+            # NOTE: the old app is cyclic garbage holding the old store's
+            # mapping: free it now, not at some later full collection
+            gc.collect()
 
 
 def _serialize_error(req, resp, exc):

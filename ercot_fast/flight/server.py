@@ -10,6 +10,7 @@ server runs in one child forked from the gunicorn master after the store is
 loaded, and gRPC starts only there.
 """
 import functools
+import gc
 import json
 import logging
 import os
@@ -33,6 +34,9 @@ ACTIONS = (
 )
 
 
+FOLLOW_SECONDS = 1.0  # an idle Flight child looks for a new store this often
+
+
 def location_of(addr):
     """'HOST:PORT' -> 'grpc://HOST:PORT'."""
     return f"grpc://{addr}"
@@ -44,7 +48,8 @@ def serve(child, follower, addr, max_range_days=DEFAULT_MAX_RANGE_DAYS, stale_af
     server = PriceFlightServer(follower.store, location_of(addr), max_range_days, follower=follower, stale_after=stale_after)
     log.info("Arrow Flight serving on %s (pid %d, port %d)", location_of(addr), os.getpid(), server.port)
     child.ready(str(server.port))
-    child.wait_for_stop()
+    while child.wait_for_stop(timeout=FOLLOW_SECONDS) is None:
+        server.follow()  # an idle server lets go of a replaced store too
     server.shutdown()  # lets streams in flight finish; the master bounds the wait
 
 
@@ -97,7 +102,7 @@ def _answers_errors(method):
     @functools.wraps(method)
     def wrapper(self, context, *args):
         try:
-            self._follow()
+            self.follow()
             return method(self, context, *args)
         except QueryError as exc:
             log.info("%s rejected: %s", method.__name__, exc.message)
@@ -144,10 +149,12 @@ class PriceFlightServer(flight.FlightServerBase):
         self._max_range_days = max_range_days
         self._dataset_infos = {}  # descriptor name -> FlightInfo of the current store
 
-    def _follow(self):
+    def follow(self):
+        """Swap to the store the master published last, if it changed."""
         follower = self._follower
         if follower is not None and follower.changed() and follower.refresh():
             self._store, self._problems, self._dataset_infos = follower.store, follower.problems, {}
+            gc.collect()  # NOTE: the old FlightInfos and store: their mapping goes now
 
     def _selection(self, descriptor):
         """(Selection, ticket bytes) of a path or command descriptor."""

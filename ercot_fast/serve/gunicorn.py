@@ -11,11 +11,11 @@ do not mix, and gunicorn forks workers at any time): it shares the store's
 pages too, follows reloads like the workers, is restarted after a crash, and
 stops with the master.
 """
+import gc
 import logging
 import os
 import signal
 import sys
-import time
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
@@ -25,7 +25,7 @@ from ercot_fast.api.app import LiveApp, create_app
 from ercot_fast.errors import ChildStartError
 from ercot_fast.flight import server as flight_server
 from ercot_fast.serve import reload
-from ercot_fast.serve.supervisor import Supervisor
+from ercot_fast.serve.supervisor import Supervisor, call_in_child
 from ercot_fast.store.load import load_store, return_freed_memory
 from ercot_fast.store.shared import Publisher
 
@@ -62,11 +62,10 @@ class PriceService(BaseApplication):
             log.error("no prices found in %s: /api/health answers 503 until data is there", data_dir)
         self.publisher = Publisher(settings.runtime_dir)
         self._owner = os.getpid()
-        self.store = self.publisher.publish(loaded)
+        self.publisher.publish(loaded)
         del loaded
         return_freed_memory()  # before the workers fork: they must not inherit the loaded arrays
-        follower = self.publisher.follower()
-        self.wsgi_app = LiveApp(follower, self._build_app)
+        follower = self._follower = self.publisher.follower()
         self.flight = Supervisor("Arrow Flight server", flight_server.serve)
         self._flight_args = (follower, settings.flight_addr, settings.max_range_days, settings.stale_after)
         super().__init__()
@@ -101,7 +100,9 @@ class PriceService(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self):
-        return self.wsgi_app
+        """The WSGI app, built in each worker after it forked (the master
+        and the Flight child never hold an app, nor the store it serves)."""
+        return LiveApp(self._follower, self._build_app)
 
     def run(self):
         """Start the Flight child, then gunicorn; whatever ends gunicorn
@@ -125,34 +126,43 @@ class PriceService(BaseApplication):
                 self.publisher.close()
 
     def reload_data(self):
-        """SIGHUP: load the data directory again and publish it, unless it
-        would shrink the service by accident or fails; the processes swap to
-        it in place, losing no request. Either way health tells."""
-        started = time.monotonic()
+        """SIGHUP: load the data directory again (in a child: its memory, or
+        a crash in a corrupt file, stays out of the master) and publish it,
+        unless it would shrink the service by accident or fails; the
+        processes swap to it in place, losing no request. Health tells."""
+        s = self.settings
+        folder = self.publisher.reserve()
         try:
-            fresh = load_store(self.data_dir)
-        except Exception as exc:
-            log.exception("reload of %s failed: still serving the data loaded before", self.data_dir)
-            self.publisher.set_problems([health.problem(health.RELOAD_FAILED, f"the last reload failed ({exc}); still serving the data loaded before")])
+            outcome = call_in_child(
+                reload.load_and_write, self.data_dir, self._follower.store, s.min_reload_fraction, s.allow_shrink, str(folder)
+            )
+        except ChildStartError as exc:
+            log.error("reload of %s failed (%s: %s): still serving the data loaded before", self.data_dir, exc.message, exc.details)
+            self._tell(health.problem(
+                health.RELOAD_FAILED, "the last reload failed (the service log says why); still serving the data loaded before",
+            ))
             return
-        reasons = reload.shrinkage(self.store, fresh, self.settings.min_reload_fraction)
-        if reasons and not (self.settings.allow_shrink or reload.shrink_allowed_once(self.data_dir)):
-            why = "; ".join(reasons)
+        why = "; ".join(outcome["reasons"])
+        if not outcome["published"]:
             log.error("reload refused, still serving the data loaded before: %s (allow it with --allow-shrink "
                       "or by creating %s/%s before SIGHUP)", why, self.data_dir, reload.ALLOW_SHRINK_ONCE)
-            self.publisher.set_problems([health.problem(
+            self._tell(health.problem(
                 health.RELOAD_REFUSED,
                 f"the last reload was refused: {why}; still serving the data loaded before "
                 f"(to accept it: --allow-shrink, or {reload.ALLOW_SHRINK_ONCE} in the data directory, then SIGHUP)",
-            )])
+            ))
             return
-        if reasons:
-            log.warning("reload shrinks the service, as allowed: %s", "; ".join(reasons))
-        self.store = self.publisher.publish(fresh)
-        del fresh
-        return_freed_memory()  # the loaded arrays: the master keeps only the mapped store
+        if why:
+            log.warning("reload shrinks the service, as allowed: %s", why)
+        self.publisher.adopt(folder)
+        self._follower.refresh()  # workers forked from now on (a crashed one's replacement) start on it
+        gc.collect()
         log.info("reloaded %s in %.2f s: the workers and the Flight server swap to it in place",
-                 self.data_dir, time.monotonic() - started)
+                 self.data_dir, outcome["seconds"])
+
+    def _tell(self, problem):
+        self.publisher.set_problems([problem])
+        self._follower.refresh()
 
 
 class _Arbiter(Arbiter):

@@ -1,9 +1,16 @@
-"""When a reload may replace the store being served: never by accident with
-less. A new load that is empty, lacks a data set or a series served now, or
-holds fewer than a share of a data set's rows is refused unless shrinking is
-allowed (``--allow-shrink``, or ``DATA_DIR/.allow-shrink`` for one reload)."""
+"""A reload's load, and when it may replace the store being served: never by
+accident with less. A new load that is empty, lacks a data set or a series
+served now, or holds fewer than a share of a data set's rows is refused
+unless shrinking is allowed (``--allow-shrink``, or ``DATA_DIR/.allow-shrink``
+for one reload). ``load_and_write`` runs in a child of the master
+(``serve.supervisor.call_in_child``): the load's memory, or a crash in a
+corrupt file's decoder, never reaches the master."""
 import logging
+import time
 from pathlib import Path
+
+from ercot_fast.store import snapshot
+from ercot_fast.store.load import load_store
 
 log = logging.getLogger(__name__)
 
@@ -40,3 +47,16 @@ def shrink_allowed_once(data_dir):
     except OSError as exc:
         log.warning("%s allows this reload to shrink the service but cannot be removed (%s): remove it by hand", marker, exc)
     return True
+
+
+def load_and_write(data_dir, current, min_fraction, allow_shrink, folder):
+    """Load ``data_dir``; unless that shrinks ``current`` by accident, write it
+    as a snapshot into ``folder``. Returns {"published": bool, "reasons": [...],
+    "seconds": ...}: ``reasons`` why it shrinks (refused when not published)."""
+    started = time.monotonic()
+    fresh = load_store(data_dir)
+    reasons = shrinkage(current, fresh, min_fraction)
+    published = not reasons or allow_shrink or shrink_allowed_once(data_dir)
+    if published:
+        snapshot.write(fresh, folder)
+    return {"published": published, "reasons": reasons, "seconds": round(time.monotonic() - started, 2)}

@@ -1,6 +1,8 @@
-"""Supervision of forked children of the master (the Arrow Flight server now;
-others later): start with a readiness handshake, stop, reap, restart after a
-crash with back-off, and start again on demand after a deliberate stop.
+"""Forked children of the master: supervised ones that serve (the Arrow Flight
+server now; others later), started with a readiness handshake, stopped,
+reaped, restarted after a crash with back-off and started again on demand
+after a deliberate stop; and one-shot ones (``call_in_child``: a reload's
+load), whose memory and crashes stay out of the master.
 
 A child is known only by its target function, ``target(child, *args)``, run in
 the forked process: it calls ``child.ready(detail)`` once it serves (or raises,
@@ -10,6 +12,7 @@ they share its pages copy-on-write; threads (gRPC's) start only in a child,
 never in a process that forks.
 """
 import errno
+import json
 import logging
 import os
 import select
@@ -41,9 +44,16 @@ class Child:
         os.close(self._ready_fd)
         self._ready_fd = None
 
-    def wait_for_stop(self):
-        """Block until SIGTERM or SIGINT; returns the signal's name."""
-        received = signal.sigwait(_STOP_SIGNALS)
+    def wait_for_stop(self, timeout=None):
+        """Block until SIGTERM or SIGINT and return the signal's name, or
+        return None after ``timeout`` seconds without one."""
+        if timeout is None:
+            received = signal.sigwait(_STOP_SIGNALS)
+        else:
+            info = signal.sigtimedwait(_STOP_SIGNALS, timeout)
+            if info is None:
+                return None
+            received = info.si_signo
         name = signal.Signals(received).name
         log.info("%s (pid %d) stopping on %s", self.name, os.getpid(), name)
         return name
@@ -212,6 +222,51 @@ class Supervisor:
                 _signal(pid, signal.SIGKILL)
                 killed, deadline = True, time.monotonic() + 5
             time.sleep(0.02)
+
+
+def call_in_child(function, *args):
+    """``function(*args)`` run in a forked child, for work whose memory (or
+    crash) the master must not keep: its JSON-able result, or ChildStartError
+    saying why there is none (an exception, a signal). Blocks until the child
+    is done; its memory goes back to the system with it."""
+    read_fd, write_fd = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(read_fd)
+            signal.set_wakeup_fd(-1)
+            for sig in _MASTER_SIGNALS + (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, signal.SIG_DFL)
+            try:
+                message = {"result": function(*args)}
+            except Exception as exc:
+                log.exception("%s failed", getattr(function, "__name__", "child"))
+                message = {"error": str(exc)}
+            os.write(write_fd, json.dumps(message).encode())
+            code = 0
+        finally:
+            logging.shutdown()
+            os._exit(code)
+    os.close(write_fd)
+    chunks = []
+    try:
+        while chunk := os.read(read_fd, 1 << 16):
+            chunks.append(chunk)
+    finally:
+        os.close(read_fd)
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:  # gunicorn's SIGCHLD handler reaped it first: the status is lost
+        status = None
+    if not chunks:
+        raise ChildStartError(f"{getattr(function, '__name__', 'child')} gave no answer", _describe_status(status))
+    message = json.loads(b"".join(chunks))
+    if "error" in message:
+        raise ChildStartError(f"{getattr(function, '__name__', 'child')} failed", message["error"])
+    return message["result"]
 
 
 def _run_child(name, target, args, master_pid, ready_fd):

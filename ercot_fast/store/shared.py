@@ -45,20 +45,28 @@ class Publisher:
         path.write_bytes(bytes(8))
         with open(path, "r+b") as f:
             self._counter = mmap.mmap(f.fileno(), 8)
-        self.store = None
         self.problems = ()
 
     def publish(self, store, problems=()):
-        """Serve ``store`` from now on; returns it as every process maps it."""
+        """Serve ``store`` from now on (the processes map it from its files).
+
+        NOTE: the publisher keeps no store: the master serves through a
+        Follower like every other process, so a forked process holds only
+        the store its own Follower maps, never one inherited and forgotten."""
+        self.adopt(snapshot.write(store, self.reserve()), problems)
+
+    def reserve(self):
+        """The folder the next snapshot is to be written in (by this process or a child)."""
+        return self.directory / f"store-{self._generation + 1}"
+
+    def adopt(self, folder, problems=()):
+        """Serve the snapshot written in ``folder`` (``reserve()``'s) from now on."""
         self._generation += 1
-        folder = snapshot.write(store, self.directory / f"store-{self._generation}")
-        self._snapshots.append(folder)
-        self.store = snapshot.open_store(folder)
+        self._snapshots.append(Path(folder))
         self._announce(problems)
         for old in self._snapshots[:-_KEEP]:
             shutil.rmtree(old, ignore_errors=True)  # NOTE: a process that mapped it keeps its pages
         self._snapshots = self._snapshots[-_KEEP:]
-        return self.store
 
     def set_problems(self, problems):
         """Keep the store; tell every process the master's problems changed."""
@@ -72,8 +80,10 @@ class Publisher:
         self._counter[:8] = self._generation.to_bytes(8, "little")
 
     def follower(self):
-        """A Follower that starts where the master is now (forked processes inherit it)."""
-        return Follower(self.directory, self.store, self.problems, self._generation, self._snapshots[-1].name)
+        """A Follower of what was published last, its store mapped (processes
+        forked later inherit it and follow on their own)."""
+        current = self._snapshots[-1]
+        return Follower(self.directory, snapshot.open_store(current), self.problems, self._generation, current.name)
 
     def close(self):
         self._counter.close()

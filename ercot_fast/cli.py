@@ -151,7 +151,8 @@ def _add_ingest(commands):
         "replace the stored values (logged). Inputs of one run that disagree: the file modified\n"
         "last wins. Rejected rows are reported with file and line, never fatal.\n"
         "Keep a service current: re-run ingest, then `kill -HUP <pid of ercot-fast serve>`;\n"
-        "the service reloads DATA_DIR and replaces its workers without dropping requests.",
+        "the service reloads DATA_DIR in place, dropping no request (a reload that would serve\n"
+        "less data is refused: see `ercot-fast serve --help`, --allow-shrink).",
     )
     ingest.add_argument("paths", nargs="+", metavar="PATH", help="report files (CSV or ZIP) or folders of them")
     ingest.add_argument("--data-dir", help="data directory to write (env DATA_DIR); created if missing")

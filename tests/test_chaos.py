@@ -44,16 +44,13 @@ def serve():
 
 
 def children(pid):
-    """Pids whose parent is ``pid``."""
+    """Pids whose parent is ``pid`` (none once it has exited)."""
     found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found += [int(child) for child in (task / "children").read_text().split()]
+    except FileNotFoundError:  # the process (or a thread of it) is gone
+        pass
     return found
 
 

@@ -61,6 +61,11 @@ def cmd_serve(args):
         service = gunicorn.PriceService(settings, data_dir)
     except DataLoadError as exc:
         raise SystemExit(f"error: {exc.message}; {exc.details}")
+    except OSError as exc:  # the shared store cannot be written: a full or read-only runtime folder
+        raise SystemExit(
+            f"error: cannot write the store the processes share ({exc.strerror or exc}: {exc.filename}); "
+            "free space there or choose another folder with --runtime-dir (or RUNTIME_DIR)"
+        )
     service.run()
 
 

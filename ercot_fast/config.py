@@ -1,6 +1,7 @@
 """Configuration in one place: command-line flags, then the environment, then
 defaults. Imports nothing of ours, so every command (``ingest`` too) can read
 its settings without loading the serving stack."""
+import argparse
 import dataclasses
 import os
 from pathlib import Path
@@ -100,7 +101,7 @@ def add_serve_arguments(parser):
     )
     parser.add_argument(
         "--stale-after",
-        type=parse_stale_after,
+        type=_argument(parse_stale_after),
         metavar="AGE",
         help="health says degraded when a data set's newest interval is older than AGE: one age for all "
         "(36h, 90m, 2d) or per data set (day_ahead=36h,real_time=2h) (env STALE_AFTER; default off)",
@@ -110,6 +111,19 @@ def add_serve_arguments(parser):
         help="folder for the memory-mapped store the processes share (env RUNTIME_DIR; default: the system's temporary folder)",
     )
     parser.add_argument("--log-level", help="debug, info, warning or error (env LOG_LEVEL; default info)")
+
+
+def _argument(parse):
+    """``parse`` for argparse: its ValueError's text as the error (not "invalid value")."""
+
+    def parsed(text):
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parsed.__name__ = parse.__name__
+    return parsed
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from serving import ERCOT_FAST, Load, Served, fetch
+from serving import ERCOT_FAST, Load, Served, fetch, free_port
 
 TILE = "/api/prices?start_date=2021-02-14&end_date=2021-02-20&hubs=HB_NORTH,HB_WEST&price_type=da"
 PAGE = "/api/prices?start_date=2021-02-14&end_date=2021-02-20&hubs=HB_NORTH,LZ_WEST,LZ_HOUSTON&price_type=rt&resolution=15min"
@@ -210,3 +210,30 @@ def test_requests_the_http_server_rejects_itself(serve, data, worker_class):
     assert ok.startswith(b"HTTP/1.1 200") and b'"status":"healthy"' in ok
     assert [pid for pid in children(served.proc.pid) if pid != flight] == [worker]
     served.stop()
+
+
+def test_post_for_a_list_longer_than_a_url(serve, data):
+    served = serve(data, workers=1)
+    hubs = ["HB_NORTH", "HB_WEST", "LZ_HOUSTON"] * 400  # 1,200 names, about 11 KB: no URL takes it
+    body = json.dumps({"start_date": "2021-02-17", "end_date": "2021-02-17", "hubs": hubs, "price_type": "da"})
+    raw = (f"POST /api/prices HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n{body}").encode()
+    answer = raw_exchange(served.port, raw)
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400")  # over --max-series (1,000): a JSON 400 that says so
+    assert json.loads(payload)["error"] == "1200 series asked for, more than the maximum of 1000"
+    hubs = hubs[:900]
+    body = json.dumps({"start_date": "2021-02-17", "end_date": "2021-02-17", "hubs": hubs, "price_type": "da"})
+    raw = (f"POST /api/prices HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n{body}").encode()
+    head, _, payload = raw_exchange(served.port, raw).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and [s["hub"] for s in json.loads(payload)["data"]] == hubs
+    served.stop()
+
+
+def test_an_unwritable_runtime_folder_is_a_clear_error(data):
+    run = subprocess.run([ERCOT_FAST, "serve", "--data-dir", str(data), "--runtime-dir", "/proc/no-such-folder",
+                          "--json-addr", f"127.0.0.1:{free_port()}", "--flight-addr", f"127.0.0.1:{free_port()}"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert "error: cannot write the store the processes share" in run.stderr and "--runtime-dir" in run.stderr

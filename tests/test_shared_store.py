@@ -131,3 +131,15 @@ def test_the_allow_shrink_marker_allows_one_reload(tmp_path):
     (tmp_path / reload.ALLOW_SHRINK_ONCE).touch()
     assert reload.shrink_allowed_once(tmp_path)
     assert not reload.shrink_allowed_once(tmp_path)  # used up
+
+
+def test_a_snapshot_that_cannot_be_written_leaves_nothing(fixture_store, tmp_path, monkeypatch):
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(snapshot.write_atomically.__globals__["os"], "fsync", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        snapshot.write(fixture_store, tmp_path / "store-2")
+    assert not (tmp_path / "store-2").exists()  # the next reload can use the name again
+    monkeypatch.undo()
+    same_store(snapshot.open_store(snapshot.write(fixture_store, tmp_path / "store-2")), fixture_store)

@@ -9,6 +9,7 @@ Parquet.
 """
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +24,19 @@ _ABOUT = "store.json"
 
 
 def write(store, directory):
-    """Write ``store`` into the new folder ``directory``; returns its path."""
+    """Write ``store`` into the new folder ``directory``; returns its path.
+    A write that fails (a full disk) leaves no folder behind."""
     directory = Path(directory)
     directory.mkdir(parents=True)
+    try:
+        _write_files(store, directory)
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    return directory
+
+
+def _write_files(store, directory):
     for name in DATASETS:
         dataset = store.datasets[name]
         arrays = [pa.array(dataset.timestamps, pa.int64())] + list(dataset.columns.values())
@@ -44,7 +55,6 @@ def write(store, directory):
         "skipped_files": list(store.skipped_files),
     }
     write_atomically(directory / _ABOUT, json.dumps(about).encode())
-    return directory
 
 
 def open_store(directory):

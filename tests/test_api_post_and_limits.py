@@ -146,3 +146,11 @@ def test_a_data_set_file_without_rows_is_no_skip(fixture_utc_dir, tmp_path):
     path = data / "flattened" / "DA_prices_2019.parquet"
     pq.write_table(pq.read_table(path).slice(0, 0), path)
     assert load_store(data).skipped_files == ()
+
+
+@pytest.mark.parametrize("path", ["/api/health", "/api/available_hubs", "/api/prices?" + "&".join(f"{k}={v}" for k, v in {**URI, "hubs": "HB_NORTH"}.items())])
+def test_head_gives_the_get_headers_without_a_body(fixture_client, path):
+    got = fixture_client.simulate_get(path)
+    head = fixture_client.simulate_head(path)
+    assert head.status_code == got.status_code == 200 and head.content == b""
+    assert head.headers["content-type"] == got.headers["content-type"] == "application/json"

@@ -98,8 +98,13 @@ def _method_not_allowed(req, resp, exc, params):
     raise falcon.HTTPMethodNotAllowed(
         exc.headers["Allow"].split(", "),
         title="method not allowed",
-        description=f"{req.method} is not supported on {req.path}; use {exc.headers['Allow'].replace(', OPTIONS', '')}",
+        description=f"{req.method} is not supported on {req.path}; use {_methods(exc.headers['Allow'])}",
     )
+
+
+def _methods(allow):
+    """The methods to name in a 405: those a client means (not HEAD, OPTIONS)."""
+    return ", ".join(m for m in allow.split(", ") if m not in ("HEAD", "OPTIONS"))
 
 
 def _internal_error(req, resp, exc, params):

@@ -41,6 +41,8 @@ class PricesResource:
             self.parsed.remember(req.query_string, parsed)
         self._answer(req, resp, *parsed)
 
+    on_head = on_get  # the GET's headers, no body (Falcon drops it): curl -I, monitors
+
     def on_post(self, req, resp):
         """The GET's answer for a query in a JSON body (``hubs`` a list): for
         lists of settlement points too long for a URL."""
@@ -122,6 +124,8 @@ class HealthResource:
         resp.data = json_bytes(body)
         resp.content_type = JSON
 
+    on_head = on_get
+
 
 class AvailableHubsResource:
     def __init__(self, store):
@@ -130,3 +134,5 @@ class AvailableHubsResource:
     def on_get(self, req, resp):
         resp.data = self._body
         resp.content_type = JSON
+
+    on_head = on_get

@@ -87,14 +87,18 @@ class PricesResource:
 def _json_body(req):
     """A POST's JSON object, or QueryError / 413 saying what to send."""
     length = req.content_length
-    if length is None:
+    if length is None and not req.env.get("wsgi.input_terminated"):
         raise falcon.HTTPLengthRequired(title="length required", description="send the JSON body with a Content-Length")
-    if length > MAX_BODY_BYTES:
+    # a chunked body (the server says where it ends) is read up to one byte past the limit
+    if length is None:  # NOTE: Falcon's bounded_stream reads nothing without a length
+        raw = req.stream.read(MAX_BODY_BYTES + 1)
+    else:
+        raw = req.bounded_stream.read(min(length, MAX_BODY_BYTES + 1))
+    if len(raw) > MAX_BODY_BYTES:
         raise falcon.HTTPContentTooLarge(
             title="request body too large",
-            description=f"the body is {length} bytes, over the limit of {MAX_BODY_BYTES}; ask for fewer hubs per request",
+            description=f"the body is over the limit of {MAX_BODY_BYTES} bytes; ask for fewer hubs per request",
         )
-    raw = req.bounded_stream.read(length)
     try:
         params = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from ercot_fast.errors import ChildStartError
-from ercot_fast.serve.supervisor import Supervisor
+from ercot_fast.serve.supervisor import ChildCall, Supervisor
 
 
 def serve_tag(child, tag):
@@ -84,3 +84,49 @@ def test_a_child_that_cannot_start_says_why(supervisor):
         sup.start("port 1 is taken", timeout=10)
     assert caught.value.message == "test child cannot start" and caught.value.details == "port 1 is taken"
     assert sup.pid is None
+
+
+# --- one-shot children (a reload's load) ---------------------------------------------
+
+
+def slow_sum(a, b, seconds):
+    time.sleep(seconds)
+    return {"sum": a + b, "pid": os.getpid()}
+
+
+def crash():
+    import faulthandler
+
+    faulthandler.disable()  # pytest's would print the child's stack
+    os.kill(os.getpid(), signal.SIGSEGV)  # as a decoder crashing on a corrupt file would
+
+
+def test_a_child_call_runs_beside_the_caller_and_returns_its_result():
+    call = ChildCall(slow_sum, 2, 3, 0.5)
+    assert call.result() is None  # still working: the caller goes on with its own work
+    deadline = time.monotonic() + 10
+    while (answer := call.result()) is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert answer["sum"] == 5 and answer["pid"] not in (os.getpid(), None)
+    assert not alive(answer["pid"])
+
+
+@pytest.mark.parametrize("function, args, message, details", [
+    (fail_to_start, (None, "disk on fire"), "fail_to_start failed", "disk on fire"),
+    (crash, (), "crash gave no answer", "was killed by SIGSEGV"),
+])
+def test_a_child_call_that_fails_says_why(function, args, message, details):
+    call = ChildCall(function, *args)
+    deadline = time.monotonic() + 10
+    with pytest.raises(ChildStartError) as caught:
+        while call.result() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    assert caught.value.message == message and caught.value.details == details
+
+
+def test_a_child_call_can_be_cancelled():
+    call = ChildCall(slow_sum, 1, 1, 60)
+    call.cancel()
+    assert not alive(call.pid)

@@ -25,7 +25,7 @@ from ercot_fast.api.app import LiveApp, create_app
 from ercot_fast.errors import ChildStartError
 from ercot_fast.flight import server as flight_server
 from ercot_fast.serve import reload
-from ercot_fast.serve.supervisor import Supervisor, call_in_child
+from ercot_fast.serve.supervisor import ChildCall, Supervisor
 from ercot_fast.store.load import load_store, return_freed_memory
 from ercot_fast.store.shared import Publisher
 
@@ -68,6 +68,9 @@ class PriceService(BaseApplication):
         follower = self._follower = self.publisher.follower()
         self.flight = Supervisor("Arrow Flight server", flight_server.serve)
         self._flight_args = (follower, settings.flight_addr, settings.max_range_days, settings.stale_after)
+        self._reload = None  # the ChildCall loading a reload, while one runs
+        self._reload_folder = None
+        self._reload_again = False
         super().__init__()
 
     def _build_app(self, prices, problems):
@@ -122,26 +125,50 @@ class PriceService(BaseApplication):
             sys.exit(1)
         finally:
             if os.getpid() == self._owner:  # the workers unwind through here too
+                if self._reload is not None:
+                    self._reload.cancel()
                 self.flight.stop()
                 self.publisher.close()
 
     def reload_data(self):
-        """SIGHUP: load the data directory again (in a child: its memory, or
-        a crash in a corrupt file, stays out of the master) and publish it,
-        unless it would shrink the service by accident or fails; the
-        processes swap to it in place, losing no request. Health tells."""
+        """SIGHUP: load the data directory again, in a child (its memory, or
+        a crash in a corrupt file, stays out of the master, which goes on
+        minding its workers); ``finish_reload`` publishes what it loaded. A
+        SIGHUP during a reload starts one more after it."""
+        if self._reload is not None:
+            self._reload_again = True
+            return
         s = self.settings
-        folder = self.publisher.reserve()
+        self._reload_folder = self.publisher.reserve()
+        self._reload = ChildCall(
+            reload.load_and_write, self.data_dir, self._follower.store, s.min_reload_fraction, s.allow_shrink,
+            str(self._reload_folder),
+        )
+
+    def finish_reload(self):
+        """From the arbiter's loop: when the loader is done, publish the new
+        store unless it would shrink the service by accident or failed; the
+        processes swap to it in place, losing no request. Health tells."""
+        if self._reload is None:
+            return
         try:
-            outcome = call_in_child(
-                reload.load_and_write, self.data_dir, self._follower.store, s.min_reload_fraction, s.allow_shrink, str(folder)
-            )
+            outcome = self._reload.result()
         except ChildStartError as exc:
+            self._reload = None
             log.error("reload of %s failed (%s: %s): still serving the data loaded before", self.data_dir, exc.message, exc.details)
             self._tell(health.problem(
                 health.RELOAD_FAILED, "the last reload failed (the service log says why); still serving the data loaded before",
             ))
-            return
+        else:
+            if outcome is None:
+                return  # still loading
+            self._reload = None
+            self._publish(outcome)
+        if self._reload_again:
+            self._reload_again = False
+            self.reload_data()
+
+    def _publish(self, outcome):
         why = "; ".join(outcome["reasons"])
         if not outcome["published"]:
             log.error("reload refused, still serving the data loaded before: %s (allow it with --allow-shrink "
@@ -154,7 +181,7 @@ class PriceService(BaseApplication):
             return
         if why:
             log.warning("reload shrinks the service, as allowed: %s", why)
-        self.publisher.adopt(folder)
+        self.publisher.adopt(self._reload_folder)
         self._follower.refresh()  # workers forked from now on (a crashed one's replacement) start on it
         gc.collect()
         log.info("reloaded %s in %.2f s: the workers and the Flight server swap to it in place",
@@ -185,6 +212,7 @@ class _Arbiter(Arbiter):
     def manage_workers(self):
         super().manage_workers()
         self.app.flight.keep_alive()
+        self.app.finish_reload()
 
     def kill_worker(self, pid, sig):
         # NOTE: a quick stop is SIGQUIT in gunicorn, but a meinheld worker

@@ -1,8 +1,8 @@
 """Forked children of the master: supervised ones that serve (the Arrow Flight
 server now; others later), started with a readiness handshake, stopped,
 reaped, restarted after a crash with back-off and started again on demand
-after a deliberate stop; and one-shot ones (``call_in_child``: a reload's
-load), whose memory and crashes stay out of the master.
+after a deliberate stop; and one-shot ones (``ChildCall``: a reload's load),
+whose memory and crashes stay out of the master.
 
 A child is known only by its target function, ``target(child, *args)``, run in
 the forked process: it calls ``child.ready(detail)`` once it serves (or raises,
@@ -224,49 +224,76 @@ class Supervisor:
             time.sleep(0.02)
 
 
-def call_in_child(function, *args):
+class ChildCall:
     """``function(*args)`` run in a forked child, for work whose memory (or
-    crash) the master must not keep: its JSON-able result, or ChildStartError
-    saying why there is none (an exception, a signal). Blocks until the child
-    is done; its memory goes back to the system with it."""
-    read_fd, write_fd = os.pipe()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
+    crash) the master must not keep; the master goes on with its own work and
+    asks ``result()`` from time to time. The child's memory goes back to the
+    system when it exits."""
+
+    def __init__(self, function, *args):
+        self.name = getattr(function, "__name__", "child")
+        read_fd, write_fd = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
             os.close(read_fd)
-            signal.set_wakeup_fd(-1)
-            for sig in _MASTER_SIGNALS + (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, signal.SIG_DFL)
+            _call_and_exit(function, args, write_fd)
+        os.close(write_fd)
+        os.set_blocking(read_fd, False)
+        self.pid, self._fd, self._chunks = pid, read_fd, []
+
+    def result(self):
+        """None while the child works; then its JSON-able result, or
+        ChildStartError saying why there is none (an exception, a signal)."""
+        while True:
             try:
-                message = {"result": function(*args)}
-            except Exception as exc:
-                log.exception("%s failed", getattr(function, "__name__", "child"))
-                message = {"error": str(exc)}
-            os.write(write_fd, json.dumps(message).encode())
-            code = 0
-        finally:
-            logging.shutdown()
-            os._exit(code)
-    os.close(write_fd)
-    chunks = []
+                chunk = os.read(self._fd, 1 << 16)
+            except BlockingIOError:
+                return None
+            if not chunk:
+                break
+            self._chunks.append(chunk)
+        os.close(self._fd)
+        status = self._reap()
+        if not self._chunks:
+            raise ChildStartError(f"{self.name} gave no answer", _describe_status(status))
+        message = json.loads(b"".join(self._chunks))
+        if "error" in message:
+            raise ChildStartError(f"{self.name} failed", message["error"])
+        return message["result"]
+
+    def cancel(self):
+        """Stop the child (the master is stopping) and reap it."""
+        _signal(self.pid, signal.SIGKILL)
+        os.close(self._fd)
+        self._reap()
+
+    def _reap(self):
+        try:
+            _, status = os.waitpid(self.pid, 0)
+        except ChildProcessError:  # gunicorn's SIGCHLD handler reaped it first: the status is lost
+            status = None
+        return status
+
+
+def _call_and_exit(function, args, write_fd):
+    """The forked child of a ChildCall: never returns."""
+    code = 1
     try:
-        while chunk := os.read(read_fd, 1 << 16):
-            chunks.append(chunk)
+        signal.set_wakeup_fd(-1)
+        for sig in _MASTER_SIGNALS + (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_DFL)
+        try:
+            message = {"result": function(*args)}
+        except Exception as exc:
+            log.exception("%s failed", getattr(function, "__name__", "child"))
+            message = {"error": str(exc)}
+        os.write(write_fd, json.dumps(message).encode())
+        code = 0
     finally:
-        os.close(read_fd)
-    try:
-        _, status = os.waitpid(pid, 0)
-    except ChildProcessError:  # gunicorn's SIGCHLD handler reaped it first: the status is lost
-        status = None
-    if not chunks:
-        raise ChildStartError(f"{getattr(function, '__name__', 'child')} gave no answer", _describe_status(status))
-    message = json.loads(b"".join(chunks))
-    if "error" in message:
-        raise ChildStartError(f"{getattr(function, '__name__', 'child')} failed", message["error"])
-    return message["result"]
+        logging.shutdown()
+        os._exit(code)
 
 
 def _run_child(name, target, args, master_pid, ready_fd):

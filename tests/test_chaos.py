@@ -89,7 +89,8 @@ def test_reloads_under_load_lose_no_request(serve, data, worker_class):
     assert set(load.statuses) == {200, 400}
     assert health(served) == (200, health(served)[1]) and health(served)[1]["status"] == "healthy"
     log = served.stop()
-    assert "Traceback" not in log and log.count("reloaded ") == 4
+    # SIGHUPs that arrive while a reload runs start one more after it: 2 to 4 reloads
+    assert "Traceback" not in log and 2 <= log.count("reloaded ") <= 4, log
 
 
 def test_a_killed_worker_is_replaced_and_only_its_requests_fail(serve, data):

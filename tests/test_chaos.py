@@ -96,8 +96,12 @@ def test_reloads_under_load_lose_no_request(serve, data, worker_class):
 def test_a_killed_worker_is_replaced_and_only_its_requests_fail(serve, data):
     served = serve(data, workers=2)
     flight = served.flight_pid()
-    workers = [pid for pid in children(served.proc.pid) if pid != flight]
-    assert len(workers) == 2
+
+    def http_workers():
+        return [pid for pid in children(served.proc.pid) if pid != flight]
+
+    wait_until(lambda: len(http_workers()) == 2, "the second worker did not boot")  # one answering is not two booted
+    workers = http_workers()
     connections = 16
     with Load(served.port, PATHS, connections=connections) as load:
         load.wait_for(300)
@@ -106,7 +110,7 @@ def test_a_killed_worker_is_replaced_and_only_its_requests_fail(serve, data):
     # only requests on the killed worker's connections failed, each at most once
     assert len(load.failures) <= connections, load.failures
     assert served.proc.poll() is None  # the master survived
-    wait_until(lambda: len([p for p in children(served.proc.pid) if p != flight]) == 2, "the worker was not replaced")
+    wait_until(lambda: len(http_workers()) == 2, "the worker was not replaced")
     assert health(served)[0] == 200
     log = served.stop()
     assert served.proc.returncode == 0 and "Traceback" not in log

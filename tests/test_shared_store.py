@@ -2,6 +2,7 @@
 the master publishing, followers swapping between requests, and the shrink
 rule that guards reloads. On tests/data's genuine cut (no ../shared)."""
 import mmap
+import os
 import shutil
 
 import numpy as np
@@ -143,3 +144,20 @@ def test_a_snapshot_that_cannot_be_written_leaves_nothing(fixture_store, tmp_pat
     assert not (tmp_path / "store-2").exists()  # the next reload can use the name again
     monkeypatch.undo()
     same_store(snapshot.open_store(snapshot.write(fixture_store, tmp_path / "store-2")), fixture_store)
+
+
+def test_runtime_folders_of_dead_masters_are_removed(tmp_path):
+    orphan = tmp_path / "ercot-fast-1073741824-abcd"  # no such pid
+    orphan.mkdir()
+    (orphan / "generation").write_bytes(bytes(8))
+    mine = tmp_path / f"ercot-fast-{os.getpid()}-efgh"  # a live master's
+    mine.mkdir()
+    (mine / "generation").write_bytes(bytes(8))
+    unrelated = tmp_path / "ercot-fast-notes"
+    unrelated.mkdir()
+    publisher = Publisher(tmp_path)
+    try:
+        assert not orphan.exists() and mine.exists() and unrelated.exists()
+        assert publisher.directory.name.startswith(f"ercot-fast-{os.getpid()}-")
+    finally:
+        publisher.close()

@@ -62,16 +62,20 @@ class PriceService(BaseApplication):
             log.error("no prices found in %s: /api/health answers 503 until data is there", data_dir)
         self.publisher = Publisher(settings.runtime_dir)
         self._owner = os.getpid()
-        self.publisher.publish(loaded)
-        del loaded
-        return_freed_memory()  # before the workers fork: they must not inherit the loaded arrays
-        follower = self._follower = self.publisher.follower()
-        self.flight = Supervisor("Arrow Flight server", flight_server.serve)
-        self._flight_args = (follower, settings.flight_addr, settings.max_range_days, settings.stale_after)
-        self._reload = None  # the ChildCall loading a reload, while one runs
-        self._reload_folder = None
-        self._reload_again = False
-        super().__init__()
+        try:
+            self.publisher.publish(loaded)
+            del loaded
+            return_freed_memory()  # before the workers fork: they must not inherit the loaded arrays
+            follower = self._follower = self.publisher.follower()
+            self.flight = Supervisor("Arrow Flight server", flight_server.serve)
+            self._flight_args = (follower, settings.flight_addr, settings.max_range_days, settings.stale_after)
+            self._reload = None  # the ChildCall loading a reload, while one runs
+            self._reload_folder = None
+            self._reload_again = False
+            super().__init__()
+        except BaseException:  # a full runtime folder, a bad setting: leave no folder behind
+            self.publisher.close()
+            raise
 
     def _build_app(self, prices, problems):
         s = self.settings

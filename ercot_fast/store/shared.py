@@ -32,13 +32,31 @@ log = logging.getLogger(__name__)
 _GENERATION = "generation"
 _STATE = "state.json"
 _KEEP = 2  # snapshots kept: the current one and the one before (processes may still be opening it)
+_PREFIX = "ercot-fast-"  # then the master's pid: ercot-fast-<pid>-<random>
+
+
+def _remove_orphans(parent):
+    """Remove the runtime folders of masters that are gone without cleaning up
+    (killed by SIGKILL, or the machine stopped): their pid no longer exists."""
+    for folder in parent.glob(f"{_PREFIX}*-*"):
+        pid = folder.name[len(_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or not (folder / _GENERATION).exists():
+            continue  # not one of ours
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            log.info("removed %s, left by an ercot-fast serve that is gone (pid %s)", folder, pid)
+            shutil.rmtree(folder, ignore_errors=True)
+        except (PermissionError, OverflowError):  # alive as another user's process, or not a pid
+            pass
 
 
 class Publisher:
     """The master's side: owns the runtime folder and publishes into it."""
 
     def __init__(self, parent=None):
-        self.directory = Path(tempfile.mkdtemp(prefix="ercot-fast-", dir=parent))
+        _remove_orphans(Path(parent or tempfile.gettempdir()))
+        self.directory = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=parent))
         self._generation = 0
         self._snapshots = []
         path = self.directory / _GENERATION

@@ -4,6 +4,7 @@ here are small targets of this file, not the Flight server."""
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -130,3 +131,23 @@ def test_a_child_call_can_be_cancelled():
     call = ChildCall(slow_sum, 1, 1, 60)
     call.cancel()
     assert not alive(call.pid)
+
+
+def test_a_child_call_dies_with_its_master():
+    """A reload's loader must not outlive a master killed with SIGKILL (it would
+    hold the HTTP port, inherited, until its load ended)."""
+    import subprocess
+    import sys
+
+    master = subprocess.Popen(
+        [sys.executable, "-c", "import time\nfrom ercot_fast.serve.supervisor import ChildCall\n"
+         "call = ChildCall(time.sleep, 60)\nprint(call.pid, flush=True)\ntime.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    loader = int(master.stdout.readline())
+    master.kill()
+    master.wait()
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{loader}").exists() and "Z" not in Path(f"/proc/{loader}/stat").read_text().split(")")[1][:3]:
+        assert time.monotonic() < deadline, "the loader outlived its master"
+        time.sleep(0.05)

@@ -235,10 +235,11 @@ class ChildCall:
         read_fd, write_fd = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
+        master = os.getpid()
         pid = os.fork()
         if pid == 0:
             os.close(read_fd)
-            _call_and_exit(function, args, write_fd)
+            _call_and_exit(function, args, write_fd, master)
         os.close(write_fd)
         os.set_blocking(read_fd, False)
         self.pid, self._fd, self._chunks = pid, read_fd, []
@@ -277,13 +278,15 @@ class ChildCall:
         return status
 
 
-def _call_and_exit(function, args, write_fd):
+def _call_and_exit(function, args, write_fd, master_pid):
     """The forked child of a ChildCall: never returns."""
     code = 1
     try:
-        signal.set_wakeup_fd(-1)
-        for sig in _MASTER_SIGNALS + (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+        _forget_the_master(write_fd)
+        for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, signal.SIG_DFL)
+        if os.getppid() != master_pid:  # the master died before prctl took effect
+            return
         try:
             message = {"result": function(*args)}
         except Exception as exc:
@@ -319,19 +322,24 @@ def _run_child(name, target, args, master_pid, ready_fd):
 
 
 def _reset_inherited_state(ready_fd):
-    """Undo what the fork copied from the master: gunicorn's signal handlers
-    and its descriptors. Stop signals are blocked before the target starts
-    threads (they inherit the mask) and taken by ``Child.wait_for_stop``."""
+    """Undo what the fork copied from the master (``_forget_the_master``).
+    Stop signals are blocked before the target starts threads (they inherit
+    the mask) and taken by ``Child.wait_for_stop``."""
+    _forget_the_master(ready_fd)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # reloads are the master's: the child follows them itself
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+
+
+def _forget_the_master(keep_fd):
+    """In a forked child: drop gunicorn's signal handlers, die with the
+    master, and close every inherited descriptor but ``keep_fd``.
+    NOTE: an inherited listener would keep the HTTP port after the master exits."""
     signal.set_wakeup_fd(-1)
     for sig in _MASTER_SIGNALS:
         signal.signal(sig, signal.SIG_DFL)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the master reloads, then restarts us
-    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     _die_with_parent()
-    # NOTE: inherited descriptors (the HTTP listener, gunicorn's pipes) must not
-    # stay open here: a listener would keep its port after the master exits.
-    os.closerange(3, ready_fd)
-    os.closerange(ready_fd + 1, _max_fd())
+    os.closerange(3, keep_fd)
+    os.closerange(keep_fd + 1, _max_fd())
 
 
 def _die_with_parent():

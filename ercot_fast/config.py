@@ -48,7 +48,7 @@ _SERVE_SETTINGS = {
     "max_series": ("MAX_SERIES", DEFAULT_MAX_SERIES, int),
     "allow_shrink": ("ALLOW_SHRINK", False, lambda text: parse_bool(text, "ALLOW_SHRINK")),
     "min_reload_fraction": ("MIN_RELOAD_FRACTION", DEFAULT_MIN_RELOAD_FRACTION, float),
-    "stale_after": ("STALE_AFTER", {}, lambda text: parse_stale_after(text)),
+    "stale_after": ("STALE_AFTER", {}, lambda text: parse_stale_after(text)),  # NOTE: defined below
     "runtime_dir": ("RUNTIME_DIR", None, str),
     "log_level": ("LOG_LEVEL", "info", str),
 }

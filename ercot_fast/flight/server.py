@@ -68,9 +68,8 @@ class _InvalidArgument(_ClientError, ValueError):
     pass
 
 
-class _NotFound(_ClientError, KeyError):
-    def __str__(self):  # KeyError would quote the message
-        return self.args[0]
+class _NotFound(_ClientError, NotFoundError):
+    pass
 
 
 class _Unimplemented(_ClientError, NotImplementedError):

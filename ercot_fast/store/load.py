@@ -113,8 +113,9 @@ def load_store(data_dir):
 
 
 def return_freed_memory():
-    """Hand freed memory (file-reading scratch, a store once published) back to the OS, so that workers
-    fork, so they do not inherit it (about 60 MB on the demo data)."""
+    """Hand freed memory (the file-reading scratch, a store once published)
+    back to the OS, so that processes forked later do not inherit it (about
+    60 MB on the demo data)."""
     pa.default_memory_pool().release_unused()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)

@@ -10,9 +10,9 @@ it. Requests in flight finish on the store they started with; no process
 restarts, no connection closes, so a reload loses no request.
 
 Memory: the prices are in the page cache once, mapped by every process. While
-a reload is under way the master holds the new store as it loads it (then
-writes it and keeps only the mapping), and until every process has swapped,
-the old snapshot stays mapped too: about twice the store, briefly.
+a reload is under way its loader (a child of the master) holds the new store
+as it loads and writes it, and until every process has swapped, the old
+snapshot stays mapped too: about twice the store, briefly.
 """
 import json
 import logging

@@ -152,7 +152,7 @@ class Server:
     waits for it (``wait_until``, ``wait_for_http``) and uses it; leaving the
     block stops it, however the block ends."""
 
-    def __init__(self, name, command, env=None, cpus=None, quiet=True):
+    def __init__(self, name, command, env=None, cpus=None, quiet=True, capture_stderr=False):
         self.name = name
         self.started = time.perf_counter()
         output = subprocess.DEVNULL if quiet else None
@@ -160,7 +160,8 @@ class Server:
             [str(part) for part in command],
             env={**os.environ, **(env or {})},
             stdout=output,
-            stderr=output,
+            stderr=subprocess.PIPE if capture_stderr else output,
+            text=capture_stderr,
             start_new_session=True,
             preexec_fn=on_cpus(cpus),
         )

@@ -15,32 +15,19 @@ import _harness as harness
 
 
 def stop_once(data_dir, worker_class, sig, group):
-    command = harness.serve_command(data_dir, harness.free_addr(), harness.free_addr(), 2, "--worker-class", worker_class)
-    json_addr = command[command.index("--json-addr") + 1]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                harness.http_get(f"http://{json_addr}/api/health", timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the server did not start")
-                time.sleep(0.1)
+    json_addr = harness.free_addr()
+    command = harness.serve_command(data_dir, json_addr, harness.free_addr(), 2, "--worker-class", worker_class)
+    with harness.Server("ercot-fast", command, capture_stderr=True) as server:
+        server.wait_for_http(f"http://{json_addr}/api/health")
         time.sleep(0.5)  # idle
         started = time.perf_counter()
-        (os.killpg if group else os.kill)(proc.pid, sig)
-        proc.wait(timeout=60)
+        (os.killpg if group else os.kill)(server.proc.pid, sig)
+        server.proc.wait(timeout=60)
         seconds = time.perf_counter() - started
-        stderr = proc.stderr.read()
-        left = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True).stdout.split()
-        return {"seconds": round(seconds, 3), "exit": proc.returncode, "traceback": "Traceback" in stderr, "processes_left": len(left)}
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        stderr = server.proc.stderr.read()
+        left = subprocess.run(["pgrep", "-g", str(server.proc.pid)], capture_output=True, text=True).stdout.split()
+    return {"seconds": round(seconds, 3), "exit": server.proc.returncode, "traceback": "Traceback" in stderr,
+            "processes_left": len(left)}
 
 
 def main(argv=None):

@@ -14,6 +14,7 @@ from setuptools import Extension, setup
 KERNELS = {
     "ercot_fast.kernels._search": "ext/search.pyx",
     "ercot_fast.kernels._jsonwrite": "ext/jsonwrite.pyx",
+    "ercot_fast.kernels._aggregate": "ext/aggregate.pyx",
 }
 
 

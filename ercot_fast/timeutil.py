@@ -2,11 +2,13 @@
 the epoch, UTC; Central prevailing time (America/Chicago) only at the edges.
 
 The one place for the epoch, Central time, market days, and RFC 3339: parsing
-query bounds and formatting instants (``format_instant``, exact integer ms).
+query bounds (absolute, relative to now, epoch ms) and formatting instants
+(``format_instant``, exact integer ms).
 """
 import datetime as dt
 import functools
 import re
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -24,6 +26,12 @@ MS_PER_DAY = 86_400_000
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 EPOCH_DATE = EPOCH.date()
 _SPACED_OFFSET = re.compile(r"(?<=\d) (\d\d:\d\d)$")
+_EPOCH_MS = re.compile(r"-?\d{1,16}")
+# Grafana's relative times: now, now-24h, now+1d, now-1M (units s m h d w M y)
+# (an unencoded "+" in a URL arrives as a space)
+_RELATIVE = re.compile(r"now(?:([+ -])(\d{1,6})([smhdwMy]))?")
+_FIXED_UNITS_MS = {"s": 1000, "m": MS_PER_MINUTE, "h": MS_PER_HOUR, "d": MS_PER_DAY, "w": 7 * MS_PER_DAY}
+_DAY_WORDS = {"today": 0, "yesterday": -1}
 _ONE_MS = dt.timedelta(milliseconds=1)
 _CENTRAL_MS = pa.timestamp("ms", tz=CENTRAL_NAME)
 
@@ -84,6 +92,11 @@ def day_number(date):
     return (date - EPOCH_DATE).days
 
 
+def weekday(days):
+    """Day of the week (Monday 0 ... Sunday 6) of days since 1970-01-01 (a Thursday)."""
+    return (days + 3) % 7
+
+
 def day_name(day):
     """ISO text (2021-02-17) of a market day given as days since 1970-01-01."""
     return day_date(day).isoformat()
@@ -97,6 +110,66 @@ def market_day_start(day):
 def to_ms(moment):
     """Exact ms since the epoch of an aware datetime (no float rounding)."""
     return (moment - EPOCH) // _ONE_MS
+
+
+class Bound(NamedTuple):
+    """A parsed query bound: UTC ms, and whether it moves with the clock."""
+
+    ms: int
+    relative: bool
+
+
+BOUND_FORMS = (
+    "a bare date (2023-01-01, the Central market day), RFC 3339 with an offset "
+    "(2023-01-01T06:00:00Z, 2023-01-01T00:00:00-06:00), epoch milliseconds (1672552800000), "
+    "now, now-24h, now-7d, now-1M (units s m h d w M y), today or yesterday (Central market days)"
+)
+
+
+def parse_bound(text, name, end_of_day, now):
+    """Parse a query bound given as text (``parse_instant``'s forms), epoch ms,
+    ``now`` with an offset, ``today`` or ``yesterday``; ``now`` is the clock
+    (UTC ms). A market day (a date, today, yesterday) means its first instant,
+    or with ``end_of_day`` its last ms."""
+    text = text.strip()
+    if _EPOCH_MS.fullmatch(text):
+        return Bound(int(text), False)
+    relative = _RELATIVE.fullmatch(text)
+    if relative:
+        return Bound(_shifted(now, *relative.groups()), True)
+    if text.lower() in _DAY_WORDS:
+        day = central_date(now) + dt.timedelta(days=_DAY_WORDS[text.lower()])
+        return Bound(market_day_start(day + dt.timedelta(days=1)) - 1 if end_of_day else market_day_start(day), True)
+    return Bound(parse_instant(text, name, end_of_day), False)
+
+
+def _shifted(now, sign, count, unit):
+    """``now`` moved by ``count`` units; months and years on the Central calendar."""
+    if sign is None:
+        return now
+    amount = int(count) * (-1 if sign == "-" else 1)
+    sign = sign.replace(" ", "+")
+    if unit in _FIXED_UNITS_MS:
+        return now + amount * _FIXED_UNITS_MS[unit]
+    months = amount * (12 if unit == "y" else 1)
+    local = (EPOCH + dt.timedelta(milliseconds=now)).astimezone(CENTRAL)
+    index = local.year * 12 + local.month - 1 + months
+    year, month = divmod(index, 12)
+    if not 1 <= year <= 9998:
+        raise QueryError(f"{sign}{count}{unit} from now is out of range", "move by fewer months or years")
+    day = min(local.day, _days_in_month(year, month + 1))
+    moved = local.replace(tzinfo=None, year=year, month=month + 1, day=day).replace(tzinfo=CENTRAL)
+    return to_ms(moved)
+
+
+def _days_in_month(year, month):
+    following = dt.date(year + month // 12, month % 12 + 1, 1)
+    return (following - dt.timedelta(days=1)).day
+
+
+def central_date(utc_ms):
+    """The Central market day (a date) of an instant."""
+    return (EPOCH + dt.timedelta(milliseconds=int(utc_ms))).astimezone(CENTRAL).date()
 
 
 @functools.lru_cache(maxsize=4096)  # PERF: dashboards repeat the same bounds
@@ -116,11 +189,7 @@ def parse_instant(text, name, end_of_day):
         if moment.tzinfo is not None:
             return to_ms(moment)
     except ValueError:
-        raise QueryError(
-            f"{name} is not a date or time: {text!r}",
-            f"give {name} as a bare date (2023-01-01, the Central market day) or as "
-            "RFC 3339 with an offset (2023-01-01T06:00:00Z, 2023-01-01T00:00:00-06:00)",
-        ) from None
+        raise QueryError(f"{name} is not a date or time: {text!r}", f"give {name} as {BOUND_FORMS}") from None
     except OverflowError:  # the last market day of year 9999 ends in year 10000
         raise QueryError(f"{name} is out of range: {text!r}", f"give {name} in years 0001 to 9998") from None
     raise QueryError(

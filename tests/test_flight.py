@@ -323,7 +323,7 @@ BAD_TICKETS = [
     (b"\xff\xfe", "the ticket is not UTF-8 text", "send a JSON object"),
     (b'["HB_NORTH"]', "the ticket is a JSON list, not an object", "send a JSON object"),
     (json.dumps({**GOOD, "hubs": 5}).encode(), "hubs must be a list of names", 'send hubs as "HB_NORTH,HB_WEST"'),
-    (json.dumps({**GOOD, "start_date": 20201101}).encode(), "start_date must be a string, not int", "send start_date as text"),
+    (json.dumps({**GOOD, "start_date": 2020.5}).encode(), "start_date must be a string, not float", "send start_date as text, or as an integer of epoch"),
     (json.dumps({**GOOD, "layout": 2}).encode(), "unknown layout 2", '"layout": "wide"'),
     (json.dumps({**GOOD, "layout": "tall"}).encode(), "unknown layout 'tall'", '"layout": "long" (the default)'),
     (json.dumps({**GOOD, "hubs": ["HB_NORTH", "HB_NOWHERE"]}).encode(), "unknown settlement point: HB_NOWHERE", "available_hubs action"),

@@ -1,13 +1,15 @@
 """ETag / 304, the response cache, its memory bound and its invalidation."""
 import shutil
+from typing import NamedTuple
 
 import pyarrow.parquet as pq
 import pytest
 from falcon import testing
 
+from ercot_fast import timeutil
 from ercot_fast.api.app import create_app
 from ercot_fast.api.fastpath import ANSWERED_BY, FALCON, FAST_PATH
-from ercot_fast.api.response_cache import ParsedQueries, ResponseCache
+from ercot_fast.api.response_cache import PreparedAnswers, ResponseCache
 from ercot_fast.render import json as json_render
 from ercot_fast.store.load import load_store
 
@@ -68,22 +70,37 @@ def test_health_is_not_cacheable(client):
 def test_cache_memory_bound_and_lru_order():
     cache = ResponseCache(1000)
     for i in range(30):
-        cache.put(i, bytes([i]) * 100)
+        cache.put(i, bytes([i]) * 100, 100)
         assert cache.size <= 1000
     assert len(cache) == 10 and cache.get(19) is None and cache.get(20) == bytes([20]) * 100
     cache.get(21)  # now most recently used
-    cache.put("new", bytes(100))
+    cache.put("new", bytes(100), 100)
     assert cache.get(21) is not None and cache.get(22) is None
-    cache.put("huge", bytes(251))  # over a quarter of the cache: never stored
+    cache.put("huge", bytes(251), 251)  # over a quarter of the cache: never stored
     assert cache.get("huge") is None and cache.size == 1000
 
 
-def test_parsed_queries_are_bounded():
-    parsed = ParsedQueries(max_entries=3)
+class Prepared(NamedTuple):
+    value: int
+    expires: int = None
+
+
+def test_prepared_answers_are_bounded():
+    prepared = PreparedAnswers(max_entries=3)
     for i in range(7):
-        parsed.remember(f"q={i}", i)
-        assert len(parsed) <= 3
-    assert parsed.get("q=6") == 6 and parsed.get("q=0") is None
+        prepared.remember(f"q={i}", Prepared(i))
+        assert len(prepared) <= 3
+    assert prepared.get("q=6").value == 6 and prepared.get("q=0") is None
+
+
+def test_prepared_relative_answers_expire(monkeypatch):
+    prepared = PreparedAnswers()
+    now = 1_700_000_000_000
+    monkeypatch.setattr(timeutil, "now_ms", lambda: now)
+    prepared.remember("start_date=now-24h", Prepared(1, expires=now + 1))
+    assert prepared.get("start_date=now-24h").value == 1
+    now += 1
+    assert prepared.get("start_date=now-24h") is None and len(prepared) == 0
 
 
 def test_equivalent_spellings_render_once(utc_store, render_calls):

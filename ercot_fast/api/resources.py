@@ -3,43 +3,70 @@ every answer comes from the in-memory store, through the query layer."""
 import hashlib
 import json
 
-import falcon
+from typing import NamedTuple
 
-from ercot_fast import health
-from ercot_fast.api.response_cache import ParsedQueries
+import falcon
+from falcon import mediatypes
+
+from ercot_fast import health, timeutil
+from ercot_fast.api import encoding
+from ercot_fast.api.response_cache import PreparedAnswers
 from ercot_fast.errors import QueryError
 from ercot_fast.query.parse import parse_query
-from ercot_fast.render import json as json_render
+from ercot_fast.render import formats
+from ercot_fast.render.arrow import LAYOUTS
 
 JSON = "application/json"
 MAX_BODY_BYTES = 1 << 20  # a POST query: room for tens of thousands of names
-BODY_KEYS = ("start_date", "end_date", "hubs", "price_type", "resolution", "tz")
+QUERY_KEYS = ("start_date", "end_date", "hubs", "price_type", "resolution", "tz", "aggregate", "stat", "block")
+BODY_KEYS = QUERY_KEYS + ("format", "layout")
+_ACCEPTABLE = list(formats.MEDIA_TYPES)  # NOTE: best_match breaks ties by the first: JSON
+_COMPRESSED = (formats.JSON, formats.CSV)  # Arrow and Parquet bodies are binary: not compressed
 
 
 def json_bytes(obj):
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
+class Answer(NamedTuple):
+    """A price request, prepared: its checked query, the representation asked
+    for, and what every answer to it carries."""
+
+    query: object  # query.parse.PriceQuery
+    format: str  # a key of render.formats.FORMATS
+    layout: str  # None for JSON
+    encoding: str  # a key of api.encoding.CODERS, or None
+    etag: str
+    headers: list  # the ETag and Vary of every answer, a 304 too
+    content_headers: list  # the Content-Type (and -Disposition) of a 200
+    expires: int  # UTC ms when a relative query must be resolved again; None when fixed
+
+
+def answer_key(environ):
+    """What the answer to a GET depends on besides the loaded data."""
+    return environ.get("QUERY_STRING", ""), environ.get("HTTP_ACCEPT"), environ.get("HTTP_ACCEPT_ENCODING")
+
+
 class PricesResource:
     """GET /api/prices. Bodies are a function of (loaded data, normalised
-    query) only, so the ETag is derived from those two without rendering,
-    and a matching If-None-Match answers 304 at once."""
+    query, representation) only, so the ETag is derived from those without
+    rendering, and a matching If-None-Match answers 304 at once."""
 
     def __init__(self, store, max_range_days, max_series, cache, max_age):
         self._store = store
         self._max_range_days = max_range_days
         self._max_series = max_series
         self._cache = cache  # ResponseCache or None
-        self.parsed = ParsedQueries()
-        self.cache_control = f"public, max-age={max_age}"
+        self.prepared = PreparedAnswers()
+        self.max_age = max_age
 
     def on_get(self, req, resp):
-        parsed = self.parsed.get(req.query_string)
-        if parsed is None:
-            checked = parse_query(req.params, self._store, self._max_range_days, self._max_series)
-            parsed = (checked, self._etag(checked))
-            self.parsed.remember(req.query_string, parsed)
-        self._answer(req, resp, *parsed)
+        key = answer_key(req.env)
+        answer = self.prepared.get(key)
+        if answer is None:
+            answer = self._prepare(req.params, req)
+            self.prepared.remember(key, answer)
+        self._answer(req, resp, answer)
 
     on_head = on_get  # the GET's headers, no body (Falcon drops it): curl -I, monitors
 
@@ -51,37 +78,98 @@ class PricesResource:
         if unknown:
             raise QueryError(f"unknown key{'s' if len(unknown) > 1 else ''} in the body: {', '.join(map(str, unknown))}",
                              f"the body takes {', '.join(BODY_KEYS)}")
-        checked = parse_query(params, self._store, self._max_range_days, self._max_series)
-        self._answer(req, resp, checked, self._etag(checked))
+        self._answer(req, resp, self._prepare(params, req))
 
-    def _answer(self, req, resp, checked, etag):
-        resp.set_headers(self.headers(etag))
+    def _prepare(self, params, req):
+        checked = parse_query(params, self._store, self._max_range_days, self._max_series)
+        format = _format(params, req.get_header("Accept"))
+        layout = _layout(params, format)
+        coding = encoding.negotiate(req.get_header("Accept-Encoding")) if format in _COMPRESSED else None
+        key = repr((checked, format, layout))
+        etag = f"{self._store.version}-{hashlib.blake2b(key.encode(), digest_size=8).hexdigest()}"
+        etag = f'"{etag}-{coding}"' if coding else f'"{etag}"'
+        content = [("content-type", formats.FORMATS[format].media_type)]
+        if format != formats.JSON:
+            content.append(("content-disposition", f'attachment; filename="{_file_name(checked, format)}"'))
+        headers = [("etag", etag), ("vary", "Accept, Accept-Encoding")]
+        return Answer(checked, format, layout, coding, etag, headers, content, checked.changes_at(timeutil.now_ms()))
+
+    def _answer(self, req, resp, answer):
         match = req.if_none_match
-        if match and (etag in match or match == ["*"]):
+        if match and (answer.etag.strip('"') in match or match == ["*"]):
+            resp.set_headers(self.headers(answer))
             resp.status = falcon.HTTP_304
             return
-        resp.content_type = JSON
-        resp.data = self.body(checked)
+        headers, body = self.reply(answer)
+        resp.set_headers(headers)
+        resp.data = body
 
-    def headers(self, etag):
-        """The caching headers of every price answer (the fast path's too)."""
-        return [("cache-control", self.cache_control), ("etag", f'"{etag}"')]
+    def reply(self, answer):
+        """(headers, body) of a 200 to ``answer`` (the fast path's too)."""
+        body, applied = self.body(answer)
+        headers = self.headers(answer) + answer.content_headers
+        if applied:
+            headers.append(("content-encoding", applied))
+        return headers, body
 
-    def body(self, checked):
-        """The rendered answer, from the response cache when it holds it."""
+    def headers(self, answer):
+        """The caching headers of an answer, a 304 too."""
+        max_age = self.max_age
+        if answer.expires is not None:  # never reused past the next interval that can change it
+            max_age = max(0, min(max_age, -(-(answer.expires - timeutil.now_ms()) // 1000)))
+        return [*answer.headers, ("cache-control", f"public, max-age={max_age}")]
+
+    def body(self, answer):
+        """``(body, coding applied or None)``, from the response cache when it
+        holds it; a coded body is made from the plain one, once."""
+        key = (answer.query, answer.format, answer.layout, answer.encoding)
         cache = self._cache
-        if cache is None:
-            return json_render.render_json(self._store, checked)
-        body = cache.get(checked)
-        if body is None:
-            body = json_render.render_json(self._store, checked)
-            cache.put(checked, body)
-        return body
+        cached = cache.get(key) if cache is not None else None
+        if cached is not None:
+            return cached
+        if answer.encoding is None:
+            made = (formats.render(self._store, answer.query, answer.format, answer.layout), None)
+        else:
+            plain, _ = self.body(answer._replace(encoding=None))
+            made = (encoding.CODERS[answer.encoding](plain), answer.encoding) if len(plain) >= encoding.MIN_BYTES else (plain, None)
+        if cache is not None:
+            cache.put(key, made, len(made[0]))
+        return made
 
-    def _etag(self, checked):
-        price_type, start_ms, end_ms, series, resolution, tz = checked
-        key = f"{price_type}|{start_ms}|{end_ms}|{','.join(series)}|{resolution}|{tz}"
-        return f"{self._store.version}-{hashlib.blake2b(key.encode(), digest_size=8).hexdigest()}"
+
+def _format(params, accept):
+    value = params.get("format")
+    if value is not None:
+        if not isinstance(value, str) or value.strip().lower() not in formats.FORMATS:
+            raise QueryError(f"unknown format {value!r}", f"use format= one of {', '.join(formats.FORMATS)}")
+        return value.strip().lower()
+    if not accept:
+        return formats.JSON
+    try:
+        best = mediatypes.best_match(_ACCEPTABLE, accept)
+    except ValueError:  # a malformed Accept: the default answer
+        best = ""
+    return formats.MEDIA_TYPES.get(best, formats.JSON)
+
+
+def _layout(params, format):
+    value = params.get("layout")
+    default = formats.FORMATS[format].default_layout
+    if value is None:
+        return default
+    if default is None:
+        raise QueryError("layout is for format=csv, arrow or parquet", "drop layout, or add format=csv")
+    if not isinstance(value, str) or value.strip().lower() not in LAYOUTS:
+        raise QueryError(f"unknown layout {value!r}", "use layout=wide or layout=long")
+    return value.strip().lower()
+
+
+def _file_name(query, format):
+    """A download's file name: what, when (Central market days), how."""
+    first, last = (timeutil.central_date(ms).isoformat() for ms in (query.start_ms, query.end_ms))
+    parts = ["ercot", query.price_type, query.resolution if query.price_type == "real_time" else None, first, last,
+             query.block, query.aggregate, query.stat]
+    return "_".join(p for p in parts if p) + "." + formats.FORMATS[format].extension
 
 
 def _json_body(req):

@@ -1,6 +1,6 @@
 """The kernels, chosen once at import: the compiled module from ext/ when it
 loaded, else its pure-Python twin with the same names and signatures
-(``_search_py``, ``_jsonwrite_py`` beside the ``.pyi`` stubs here).
+(``_search_py``, ``_jsonwrite_py``, ``_aggregate_py`` beside the ``.pyi`` stubs here).
 
 ``ERCOT_FAST_REQUIRE_EXT=1`` turns a missing compiled module into an ImportError,
 so a broken build can never hide behind the twins (CI sets it).
@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 _PAIRS = {
     "ercot_fast.kernels._search": "ercot_fast.kernels._search_py",
     "ercot_fast.kernels._jsonwrite": "ercot_fast.kernels._jsonwrite_py",
+    "ercot_fast.kernels._aggregate": "ercot_fast.kernels._aggregate_py",
 }
 
 #: compiled module name -> True when the compiled kernel is in use
@@ -39,7 +40,9 @@ def _load(name):
 
 _search = _load("ercot_fast.kernels._search")
 _jsonwrite = _load("ercot_fast.kernels._jsonwrite")
+_aggregate = _load("ercot_fast.kernels._aggregate")
 
 slice_bounds = _search.slice_bounds
 write_prices = _jsonwrite.write_prices
 PriceTable = _jsonwrite.PriceTable
+aggregate = _aggregate.aggregate

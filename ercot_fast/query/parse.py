@@ -20,6 +20,13 @@ PRICE_TYPES = {
 }
 HOURLY = "hourly"
 FIFTEEN_MINUTES = "15min"
+#: aggregate= periods, Central-time market periods (query.periods)
+AGGREGATES = ("hourly", "daily", "weekly", "monthly", "yearly")
+#: stat= of an aggregate, mean by default (kernels.aggregate)
+STATS = ("mean", "min", "max", "first", "last", "count")
+MEAN = "mean"
+#: block= names -> the ERCOT trading block (query.blocks)
+BLOCKS = {"5x16": "5x16", "onpeak": "5x16", "2x16": "2x16", "7x8": "7x8", "7x24": "7x24", "offpeak": "offpeak"}
 UTC = "UTC"
 CENTRAL = timeutil.CENTRAL_NAME
 _TIME_ZONES = {"utc": UTC, "z": UTC, CENTRAL.lower(): CENTRAL}
@@ -42,6 +49,10 @@ class PriceQuery(NamedTuple):
     series: tuple  # settlement points, or ancillary products (may be empty)
     resolution: str = HOURLY
     tz: str = UTC
+    aggregate: str = None  # one of AGGREGATES, or None: the intervals themselves
+    stat: str = None  # one of STATS with an aggregate
+    block: str = None  # a value of BLOCKS, or None: every hour
+    relative: bool = False  # a bound moves with the clock (now, today, ...)
 
     @property
     def dataset(self):
@@ -49,6 +60,20 @@ class PriceQuery(NamedTuple):
         if self.price_type == REAL_TIME and self.resolution == FIFTEEN_MINUTES:
             return REAL_TIME_15MIN
         return self.price_type
+
+    @property
+    def shaped(self):
+        """True when a block or an aggregate reshapes the intervals."""
+        return self.aggregate is not None or self.block is not None
+
+    def changes_at(self, now):
+        """For a relative query: the instant (UTC ms) after ``now`` at which
+        its bounds, resolved again, would select other intervals (the next
+        interval start); None for a fixed range."""
+        if not self.relative:
+            return None
+        step = _interval_ms(self.price_type, self.resolution)
+        return (now // step + 1) * step
 
 
 def _text(params, name, required=True):
@@ -76,10 +101,13 @@ def _names(params, name):
     return tuple(filter(None, map(str.strip, value)))
 
 
-def parse_query(params, store, max_range_days=DEFAULT_MAX_RANGE_DAYS, max_series=DEFAULT_MAX_SERIES):
+def parse_query(params, store, max_range_days=DEFAULT_MAX_RANGE_DAYS, max_series=DEFAULT_MAX_SERIES, now=None):
     """Check ``params`` (HTTP parameters, a JSON body or a Flight ticket's JSON
     object) against the store and return a PriceQuery. Raises QueryError
-    saying what to change."""
+    saying what to change. ``now`` (UTC ms, default the clock) resolves
+    relative bounds (``now-24h``, ``today``): to the interval grid, the start
+    rounded up and the end down, which selects the same intervals and keeps
+    the query equal (one cache entry) until the next interval starts."""
     raw_type = _text(params, "price_type")
     price_type = PRICE_TYPES.get(raw_type.lower())
     if price_type is None:
@@ -87,8 +115,17 @@ def parse_query(params, store, max_range_days=DEFAULT_MAX_RANGE_DAYS, max_series
             f"unknown price_type {raw_type!r}",
             "use one of day_ahead (da), real_time (rt), ancillary_services (as), combined",
         )
-    start_ms = timeutil.parse_instant(_text(params, "start_date"), "start_date", end_of_day=False)
-    end_ms = timeutil.parse_instant(_text(params, "end_date"), "end_date", end_of_day=True)
+    resolution = (_text(params, "resolution", required=False) or HOURLY).lower()
+    if resolution not in (HOURLY, FIFTEEN_MINUTES):
+        raise QueryError(f"unknown resolution {resolution!r}", "use resolution=hourly or resolution=15min")
+    if resolution == FIFTEEN_MINUTES and price_type != REAL_TIME:
+        raise QueryError("resolution=15min is for real_time only", "drop resolution, or use price_type=real_time")
+    now = timeutil.now_ms() if now is None else now
+    start = timeutil.parse_bound(_bound_text(params, "start_date"), "start_date", False, now)
+    end = timeutil.parse_bound(_bound_text(params, "end_date"), "end_date", True, now)
+    step = _interval_ms(price_type, resolution)
+    start_ms = -(-start.ms // step) * step if start.relative else start.ms
+    end_ms = end.ms // step * step if end.relative else end.ms
     if end_ms < start_ms:
         raise QueryError("end_date is before start_date", "swap start_date and end_date")
     if end_ms - start_ms >= max_range_days * timeutil.MS_PER_DAY:
@@ -96,11 +133,6 @@ def parse_query(params, store, max_range_days=DEFAULT_MAX_RANGE_DAYS, max_series
             f"the range is longer than the maximum of {max_range_days} days",
             "ask for a shorter range in several requests",
         )
-    resolution = (_text(params, "resolution", required=False) or HOURLY).lower()
-    if resolution not in (HOURLY, FIFTEEN_MINUTES):
-        raise QueryError(f"unknown resolution {resolution!r}", "use resolution=hourly or resolution=15min")
-    if resolution == FIFTEEN_MINUTES and price_type != REAL_TIME:
-        raise QueryError("resolution=15min is for real_time only", "drop resolution, or use price_type=real_time")
     raw_tz = _text(params, "tz", required=False) or UTC
     tz = _TIME_ZONES.get(raw_tz.lower())
     if tz is None:
@@ -114,12 +146,51 @@ def parse_query(params, store, max_range_days=DEFAULT_MAX_RANGE_DAYS, max_series
         )
     if price_type != ANCILLARY_SERVICES and not series:
         raise QueryError("hubs is required", "add hubs, e.g. HB_NORTH,HB_HOUSTON", errors.SETTLEMENT_POINTS)
-    return PriceQuery(price_type, start_ms, end_ms, _checked_series(store, price_type, series), resolution, tz)
+    series = _checked_series(store, price_type, series)
+    return PriceQuery(price_type, start_ms, end_ms, series, resolution, tz, *_shaping(params), start.relative or end.relative)
 
 
-def dataset_query(store, name, series=None):
+def _interval_ms(price_type, resolution):
+    """The interval grid of a query's data (combined: hourly)."""
+    return timeutil.MS_PER_MINUTE * 15 if resolution == FIFTEEN_MINUTES else timeutil.MS_PER_HOUR
+
+
+def _bound_text(params, name):
+    """A bound's text; a JSON number (Flight, a POST body) is epoch ms."""
+    value = params.get(name)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if value is not None and not isinstance(value, (str, list, tuple)):
+        raise QueryError(f"{name} must be a string, not {type(value).__name__}",
+                         f"send {name} as text, or as an integer of epoch milliseconds")
+    return _text(params, name)
+
+
+def _shaping(params):
+    """(aggregate, stat, block) of the parameters, checked."""
+    aggregate = _choice(params, "aggregate", AGGREGATES)
+    stat = _choice(params, "stat", STATS)
+    if stat is not None and aggregate is None:
+        raise QueryError("stat needs an aggregate", f"add aggregate=daily (or {', '.join(AGGREGATES)}), or drop stat")
+    if aggregate is not None and stat is None:
+        stat = MEAN
+    block = _choice(params, "block", tuple(BLOCKS))
+    return aggregate, stat, None if block is None else BLOCKS[block]
+
+
+def _choice(params, name, allowed):
+    value = _text(params, name, required=False)
+    if value is None:
+        return None
+    if value.lower() not in allowed:
+        raise QueryError(f"unknown {name} {value!r}", f"use {name}= one of {', '.join(allowed)}")
+    return value.lower()
+
+
+def dataset_query(store, name, series=None, params=None):
     """The query of every instant of the data set ``name``, with ``series``
-    (checked like a query's hubs) or all of its series; no range limit."""
+    (checked like a query's hubs) or all of its series, shaped by the
+    aggregate, stat and block of ``params``; no range limit."""
     dataset = store.datasets[name]
     price_type, resolution = _DATASET_QUERY[name]
     if series is None:
@@ -127,14 +198,22 @@ def dataset_query(store, name, series=None):
     else:
         series = _checked_series(store, price_type, _names({"hubs": series}, "hubs"))
     start, end = (int(dataset.timestamps[0]), int(dataset.timestamps[-1])) if len(dataset) else (0, -1)
-    return PriceQuery(price_type, start, end, series, resolution)
+    return PriceQuery(price_type, start, end, series, resolution, UTC, *_shaping(params or {}))
 
 
 def _checked_series(store, price_type, series):
     if price_type == ANCILLARY_SERVICES:
         # API.md: settlement point names are accepted and do not filter
-        # (older clients send their hubs with every price type)
+        # (older clients send their hubs with every price type); product
+        # names filter; both at once is ambiguous
+        points = [s for s in series if s in store.known_settlement_points]
         series = tuple(s.upper().removeprefix("AS_") for s in series if s not in store.known_settlement_points)
+        if points and series:
+            raise QueryError(
+                f"hubs mixes settlement points ({', '.join(points)}) and ancillary products ({', '.join(series)})",
+                "ancillary prices are system-wide: send only product names to filter them, "
+                f"or only settlement points (they do not filter); products: {', '.join(AS_PRODUCTS)}",
+            )
         unknown = [n for n in series if n not in store.datasets[ANCILLARY_SERVICES].columns]
         what, where, about = "ancillary product", f"use products that exist in the data: {', '.join(AS_PRODUCTS)}", None
     else:

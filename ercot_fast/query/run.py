@@ -1,6 +1,7 @@
 """Run a checked PriceQuery against the store: slice the data sets' sorted
 timestamps with the search kernel and pick the series (zero-copy views of the
-store where the data allows)."""
+store where the data allows); then keep a trading block's intervals and
+aggregate them per period with the aggregate kernel, when the query asks."""
 from typing import NamedTuple
 
 import numpy as np
@@ -8,7 +9,9 @@ import pyarrow as pa
 
 from ercot_fast import datasets, kernels
 from ercot_fast.datasets import ANCILLARY_SERVICES, DAY_AHEAD, REAL_TIME
+from ercot_fast.query.blocks import block_mask
 from ercot_fast.query.parse import COMBINED
+from ercot_fast.query.periods import period_edges
 
 
 class PriceResult(NamedTuple):
@@ -20,8 +23,33 @@ class PriceResult(NamedTuple):
 
 
 def run_query(store, query):
-    """Select what ``query`` asks for. Single-type results are zero-copy views
-    of the store."""
+    """Select what ``query`` asks for. Single-type results without a block or
+    an aggregate are zero-copy views of the store."""
+    result = _select(store, query)
+    return _shaped(result, query) if query.shaped else result
+
+
+def _shaped(result, query):
+    """``result`` kept to the query's block, then aggregated per period: a
+    period's instant is its start; periods run from the one of the first kept
+    interval to the one of the last, each of them present (resample's grid)."""
+    timestamps = np.ascontiguousarray(result.timestamps, dtype=np.int64)
+    mask = None if query.block is None else block_mask(timestamps, query.block)
+    if query.aggregate is None:
+        keep = pa.array(mask)
+        return PriceResult(timestamps[mask], result.names, [column.filter(keep) for column in result.columns])
+    kept = timestamps if mask is None else timestamps[mask]
+    if len(kept) == 0:
+        return PriceResult(kept, result.names, [pa.array([], pa.float64()) for _ in result.columns])
+    edges = period_edges(int(kept[0]), int(kept[-1]), query.aggregate)
+    columns = [
+        pa.array(kernels.aggregate(timestamps, edges, column, query.stat, mask), from_pandas=True)
+        for column in result.columns
+    ]
+    return PriceResult(edges[:-1], result.names, columns)
+
+
+def _select(store, query):
     if query.price_type == COMBINED:
         return _combined(store, query)
     dataset = store.datasets[query.dataset]
@@ -48,7 +76,7 @@ def _combined(store, query):
         (REAL_TIME, "RT_", query.series),
     ):
         parts.append((prefix, _slice(store.datasets[price_type], query, names)))
-    ancillary = run_query(store, query._replace(price_type=ANCILLARY_SERVICES, series=()))
+    ancillary = _select(store, query._replace(price_type=ANCILLARY_SERVICES, series=()))
     parts.append(("AS_", (ancillary.timestamps, ancillary.names, ancillary.columns)))
 
     timeline = parts[0][1][0]

@@ -8,7 +8,7 @@ from ercot_fast.query.run import run_query
 
 def render_json(store, query):
     """The /api/prices body for ``query``, written by the JSON kernel."""
-    if query.price_type in (DAY_AHEAD, REAL_TIME):
+    if query.price_type in (DAY_AHEAD, REAL_TIME) and not query.shaped:
         # PERF: one data set, series by name: the kernel writes straight from
         # the store's own table, with no Arrow slices or result objects.
         dataset = store.datasets[query.dataset]

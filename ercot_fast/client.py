@@ -28,26 +28,24 @@ class PriceClient:
 
     # --- Arrow tables --------------------------------------------------------
 
-    def table(self, start_date, end_date, hubs=None, price_type="day_ahead", *, resolution=None, tz=None, layout="long"):
+    def table(self, start_date, end_date, hubs=None, price_type="day_ahead", *, resolution=None, tz=None,
+              layout="long", aggregate=None, stat=None, block=None):
         """Prices of ``hubs`` (settlement points, or ancillary products) from
         ``start_date`` to ``end_date``, both inclusive, as a ``pyarrow.Table``.
         Dates and times as in the HTTP API: ``2023-01-01`` (a Central market
-        day) or RFC 3339 (``2023-01-01T06:00:00Z``)."""
+        day), RFC 3339 (``2023-01-01T06:00:00Z``), an aware datetime, epoch
+        milliseconds or ``now-24h``. ``block`` (``5x16``, ``onpeak``, ...)
+        keeps a trading block's intervals; ``aggregate`` (``daily``,
+        ``monthly``, ...) gives one ``stat`` (``mean`` by default) per period."""
         ticket = {"start_date": _text(start_date), "end_date": _text(end_date), "price_type": price_type}
-        if hubs is not None:
-            ticket["hubs"] = [hubs] if isinstance(hubs, str) else list(hubs)
-        for key, value in (("resolution", resolution), ("tz", tz), ("layout", layout)):
-            if value is not None:
-                ticket[key] = value
-        return self.read(ticket)
+        options = {"resolution": resolution, "tz": tz, "aggregate": aggregate, "stat": stat, "block": block}
+        return self.read(_with(ticket, hubs, layout, options))
 
-    def dataset_table(self, name, hubs=None, *, layout="long"):
+    def dataset_table(self, name, hubs=None, *, layout="long", aggregate=None, stat=None, block=None):
         """All of a data set (``day_ahead``, ``real_time``, ``real_time_15min``,
-        ``ancillary_services``), every instant, optionally only ``hubs``."""
-        ticket = {"dataset": name, "layout": layout}
-        if hubs is not None:
-            ticket["hubs"] = [hubs] if isinstance(hubs, str) else list(hubs)
-        return self.read(ticket)
+        ``ancillary_services``), every instant, optionally only ``hubs``, a
+        block or an aggregate of it."""
+        return self.read(_with({"dataset": name}, hubs, layout, {"aggregate": aggregate, "stat": stat, "block": block}))
 
     def read(self, ticket):
         """The table of a raw ticket (a dict, JSON text or bytes)."""
@@ -93,6 +91,15 @@ class PriceClient:
 
     def __exit__(self, *exc_info):
         self.close()
+
+
+def _with(ticket, hubs, layout, options):
+    """``ticket`` with its hubs, layout and the options that are set."""
+    if hubs is not None:
+        ticket["hubs"] = [hubs] if isinstance(hubs, str) else list(hubs)
+    ticket["layout"] = layout
+    ticket.update((key, value) for key, value in options.items() if value is not None)
+    return ticket
 
 
 def _text(value):

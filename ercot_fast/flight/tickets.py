@@ -14,7 +14,9 @@ Two forms:
   ``list_flights`` hands out; no range limit applies to them. The bare name
   (``b"ercot_prices"``) works as a ticket too.
 
-Both take ``"layout": "long"`` (the default) or ``"wide"`` (``render.arrow``).
+Both take ``"layout": "long"`` (the default) or ``"wide"`` (``render.arrow``),
+and ``aggregate``, ``stat`` and ``block`` as the HTTP API does (a trading
+block's intervals, or one value per Central-time period).
 """
 import json
 
@@ -28,8 +30,9 @@ from ercot_fast.render.arrow import LAYOUTS, LONG, Selection
 
 LEGACY_DESCRIPTOR = "ercot_prices"  # the older service's descriptor: the day-ahead data set
 DESCRIPTORS = DATASETS + (LEGACY_DESCRIPTOR,)
-QUERY_KEYS = ("start_date", "end_date", "hubs", "price_type", "resolution", "tz", "layout")
-DATASET_KEYS = ("dataset", "hubs", "layout")
+SHAPING_KEYS = ("aggregate", "stat", "block")
+QUERY_KEYS = ("start_date", "end_date", "hubs", "price_type", "resolution", "tz", *SHAPING_KEYS, "layout")
+DATASET_KEYS = ("dataset", "hubs", *SHAPING_KEYS, "layout")
 TICKET_HINT = (
     'send a JSON object: {"start_date": "2023-01-01", "end_date": "2023-01-31", '
     '"hubs": ["HB_NORTH"], "price_type": "day_ahead"} or {"dataset": "real_time_15min"} '
@@ -56,7 +59,7 @@ def parse_ticket(raw, store, max_range_days=DEFAULT_MAX_RANGE_DAYS):
         name = params["dataset"]
         if not isinstance(name, str) or name not in DESCRIPTORS:
             raise QueryError(f"unknown data set {name!r}", f"use one of {', '.join(DESCRIPTORS)} (see list_flights)")
-        checked = dataset_query(store, DAY_AHEAD if name == LEGACY_DESCRIPTOR else name, params.get("hubs"))
+        checked = dataset_query(store, DAY_AHEAD if name == LEGACY_DESCRIPTOR else name, params.get("hubs"), params)
     else:
         _check_keys(params, QUERY_KEYS, "a query ticket")
         checked = parse_query(params, store, max_range_days)

@@ -126,7 +126,8 @@ def parse_query(params, store, max_range_days=DEFAULT_MAX_RANGE_DAYS, max_series
     step = _interval_ms(price_type, resolution)
     start_ms = -(-start.ms // step) * step if start.relative else start.ms
     end_ms = end.ms // step * step if end.relative else end.ms
-    if end_ms < start_ms:
+    # NOTE: rounding can leave end < start (no interval lies between): an empty range
+    if end.ms < start.ms:
         raise QueryError("end_date is before start_date", "swap start_date and end_date")
     if end_ms - start_ms >= max_range_days * timeutil.MS_PER_DAY:
         raise RangeTooLargeError(

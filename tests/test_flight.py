@@ -338,7 +338,7 @@ BAD_TICKETS = [
     (json.dumps({**GOOD, "hub": "HB_NORTH"}).encode(), "unknown key in the ticket: hub", "a query ticket takes start_date"),
     (b'{"dataset": "nodal"}', "unknown data set 'nodal'", "use one of day_ahead, real_time"),
     (b'{"dataset": "day_ahead", "hubs": ["XX"]}', "unknown settlement point: XX", "available_hubs"),
-    (b'{"dataset": "day_ahead", "start_date": "2020-01-01"}', "unknown key in the ticket: start_date", "a data set ticket takes dataset, hubs, layout"),
+    (b'{"dataset": "day_ahead", "start_date": "2020-01-01"}', "unknown key in the ticket: start_date", "a data set ticket takes dataset, hubs, aggregate, stat, block, layout"),
 ]
 
 

@@ -13,6 +13,7 @@ def test_every_compiled_kernel_loaded():
     assert kernels.COMPILED and all(kernels.COMPILED.values()), kernels.COMPILED
     assert type(kernels.slice_bounds).__name__ == "cython_function_or_method"
     assert kernels.PriceTable.__module__ == "ercot_fast.kernels._jsonwrite"
+    assert type(kernels.aggregate).__name__ == "cython_function_or_method"
 
 
 def test_a_missing_kernel_fails_when_required(monkeypatch):

@@ -111,7 +111,7 @@ def main():
             "points": len(points),
             "intervals": int(len(pandas_frame(store.datasets["real_time_15min"], points[:1]))),
             "seconds": best,
-            "pandas_over_ours": {name: seconds / ours for name, seconds in best.items()},
+            "seconds_vs_ours": {name: seconds / ours for name, seconds in best.items()},
         }
         print(f"{label} ({len(points)}), a year of 15-minute intervals -> monthly on-peak means:")
         for name, seconds in best.items():

@@ -4,8 +4,12 @@ periods by pandas' own resample, trading blocks from a hand-written holiday
 list), and the aggregate kernel against its pure-Python twin."""
 import datetime as dt
 import importlib
+import json
 import math
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -331,3 +335,14 @@ def test_kernel_refuses_bad_input(compiled, kernel):
         with pytest.raises(KernelInputError):
             kernel.aggregate(*args)
     assert math.isnan(kernel.aggregate(stamps, np.array([5, 9], dtype=np.int64), pa.array([1.0, 2.0, 3.0]), "mean")[0])
+
+
+def test_the_aggregate_benchmark_runs_and_agrees_with_pandas(tmp_path):
+    """bench/bench_aggregate.py in its shortest mode: it checks our monthly
+    on-peak means against pandas' before it times anything (no time asserted)."""
+    bench = Path(__file__).resolve().parents[1] / "bench" / "bench_aggregate.py"
+    out = tmp_path / "aggregate.json"
+    subprocess.run([sys.executable, str(bench), "--repeat", "1", "--out", str(out)], check=True, capture_output=True)
+    report = json.loads(out.read_text())
+    assert report["results"]["every settlement point"]["points"] == 20
+    assert report["results"]["1 settlement point"]["intervals"] == 35040  # a year of 15-minute intervals

@@ -117,9 +117,15 @@ def test_arrow_and_parquet_in_the_flight_schemas(client, location, fmt, layout):
         ticket = {**URI_WEEK, "hubs": URI_WEEK["hubs"].split(","), "layout": layout, "aggregate": "daily", "block": "onpeak"}
         over_flight = fl.do_get(flight.Ticket(json.dumps(ticket).encode())).read_all()
     assert table.schema == over_flight.schema and table.equals(over_flight)
-    if layout == "wide":  # the numbers of the JSON answer
-        want = json_frame(get(client, {**URI_WEEK, "aggregate": "daily", "block": "onpeak"}).json)
-        assert table.column("HB_NORTH").to_pylist() == want["HB_NORTH"].astype(object).where(want["HB_NORTH"].notna(), None).tolist()
+    body = get(client, {**URI_WEEK, "aggregate": "daily", "block": "onpeak"}).json  # the same numbers as JSON
+    stamps = [t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in table.column("datetime").to_pylist()]
+    if layout == "wide":
+        assert stamps == body["timestamps"]
+        assert {s["hub"]: s["prices"] for s in body["data"]} == {n: table.column(n).to_pylist() for n in table.column_names[1:]}
+    else:
+        hubs, prices = table.column("hub").to_pylist(), table.column("price").to_pylist()
+        want = [(t, s["hub"], p) for s in body["data"] for t, p in zip(body["timestamps"], s["prices"])]
+        assert list(zip(stamps, hubs, prices)) == want
 
 
 # --- ETags and the cache per representation ---------------------------------------------------------

@@ -13,7 +13,7 @@ import argparse
 import urllib.request
 
 import _harness as harness
-from bench_http import QUERIES, SERVER_CPUS, wrk
+from bench_http import QUERIES, SERVER_CPUS, add_wrk_options, wrk
 from ercot_fast.api import encoding
 from ercot_fast.demo import write_demo_data
 from ercot_fast.query.parse import parse_query
@@ -44,10 +44,7 @@ def compress_seconds(data_dir, repeat):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    harness.add_data_dir_option(parser)
-    parser.add_argument("--duration", type=int, default=5, help="seconds per measurement (default 5)")
-    parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up (default 2)")
-    parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
+    add_wrk_options(parser)
     parser.add_argument("--repeat", type=int, default=10, help="rounds of the one-off timings (default 10)")
     parser.add_argument("--out", default=str(harness.RESULTS / "compression.json"))
     args = parser.parse_args()

@@ -54,6 +54,14 @@ def wrk(url, connections, duration, script=None, headers=()):
     }
 
 
+def add_wrk_options(parser):
+    """--data-dir, and how wrk measures: --duration, --warmup, --connections."""
+    harness.add_data_dir_option(parser)
+    parser.add_argument("--duration", type=int, default=5, help="seconds per measurement (default 5)")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up (default 2)")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
+
+
 def measure(name, addr, path, args, script=None):
     url = f"http://{addr}{path}"
     wrk(url, args.connections, args.warmup, script)
@@ -156,10 +164,7 @@ def ratios_of(results):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    harness.add_data_dir_option(parser)
-    parser.add_argument("--duration", type=int, default=5, help="seconds per measurement (default 5)")
-    parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up (default 2)")
-    parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
+    add_wrk_options(parser)
     parser.add_argument("--worker-class", default="meinheld", choices=("meinheld", "sync"))
     parser.add_argument("--out", default=str(harness.RESULTS / "http.json"))
     args = parser.parse_args()

@@ -37,7 +37,8 @@ class Answer(NamedTuple):
     layout: str  # None for JSON
     encoding: str  # a key of api.encoding.CODERS, or None
     etag: str
-    headers: list  # the ETag and Vary of every answer, a 304 too
+    cache_key: tuple  # the response cache's
+    headers: list  # the ETag and Vary of every answer, a 304 too (and a fixed query's Cache-Control)
     content_headers: list  # the Content-Type (and -Disposition) of a 200
     expires: int  # UTC ms when a relative query must be resolved again; None when fixed
 
@@ -92,7 +93,10 @@ class PricesResource:
         if format != formats.JSON:
             content.append(("content-disposition", f'attachment; filename="{_file_name(checked, format)}"'))
         headers = [("etag", etag), ("vary", "Accept, Accept-Encoding")]
-        return Answer(checked, format, layout, coding, etag, headers, content, checked.changes_at(timeutil.now_ms()))
+        expires = checked.changes_at(timeutil.now_ms())
+        if expires is None:  # PERF: the whole header list, once
+            headers.append(self._cache_control(self.max_age))
+        return Answer(checked, format, layout, coding, etag, (checked, format, layout, coding), headers, content, expires)
 
     def _answer(self, req, resp, answer):
         match = req.if_none_match
@@ -114,15 +118,20 @@ class PricesResource:
 
     def headers(self, answer):
         """The caching headers of an answer, a 304 too."""
-        max_age = self.max_age
-        if answer.expires is not None:  # never reused past the next interval that can change it
-            max_age = max(0, min(max_age, -(-(answer.expires - timeutil.now_ms()) // 1000)))
-        return [*answer.headers, ("cache-control", f"public, max-age={max_age}")]
+        if answer.expires is None:
+            return answer.headers
+        # never reused past the next interval that can change it
+        max_age = max(0, min(self.max_age, -(-(answer.expires - timeutil.now_ms()) // 1000)))
+        return [*answer.headers, self._cache_control(max_age)]
+
+    @staticmethod
+    def _cache_control(max_age):
+        return ("cache-control", f"public, max-age={max_age}")
 
     def body(self, answer):
         """``(body, coding applied or None)``, from the response cache when it
         holds it; a coded body is made from the plain one, once."""
-        key = (answer.query, answer.format, answer.layout, answer.encoding)
+        key = answer.cache_key
         cache = self._cache
         cached = cache.get(key) if cache is not None else None
         if cached is not None:
@@ -130,7 +139,7 @@ class PricesResource:
         if answer.encoding is None:
             made = (formats.render(self._store, answer.query, answer.format, answer.layout), None)
         else:
-            plain, _ = self.body(answer._replace(encoding=None))
+            plain, _ = self.body(answer._replace(encoding=None, cache_key=key[:3] + (None,)))
             made = (encoding.CODERS[answer.encoding](plain), answer.encoding) if len(plain) >= encoding.MIN_BYTES else (plain, None)
         if cache is not None:
             cache.put(key, made, len(made[0]))

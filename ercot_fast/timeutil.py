@@ -29,7 +29,10 @@ _SPACED_OFFSET = re.compile(r"(?<=\d) (\d\d:\d\d)$")
 _EPOCH_MS = re.compile(r"-?\d{1,16}")
 # Grafana's relative times: now, now-24h, now+1d, now-1M (units s m h d w M y)
 # (an unencoded "+" in a URL arrives as a space)
-_RELATIVE = re.compile(r"now(?:([+ -])(\d{1,6})([smhdwMy]))?")
+_RELATIVE = re.compile(r"(?i:now)(?:([+ -])(\d{1,6})([smhdwMy]))?")
+# the instants a bound may name: years 0001 to 9998, as for dates
+_FIRST_MS = -62135596800000  # 0001-01-01T00:00:00Z
+_LAST_MS = 253370764799999  # 9998-12-31T23:59:59.999Z
 _FIXED_UNITS_MS = {"s": 1000, "m": MS_PER_MINUTE, "h": MS_PER_HOUR, "d": MS_PER_DAY, "w": 7 * MS_PER_DAY}
 _DAY_WORDS = {"today": 0, "yesterday": -1}
 _ONE_MS = dt.timedelta(milliseconds=1)
@@ -131,7 +134,13 @@ def parse_bound(text, name, end_of_day, now):
     ``now`` with an offset, ``today`` or ``yesterday``; ``now`` is the clock
     (UTC ms). A market day (a date, today, yesterday) means its first instant,
     or with ``end_of_day`` its last ms."""
-    text = text.strip()
+    bound = _bound(text.strip(), name, end_of_day, now)
+    if not _FIRST_MS <= bound.ms <= _LAST_MS:
+        raise QueryError(f"{name} is out of range: {text!r}", f"give {name} in years 0001 to 9998")
+    return bound
+
+
+def _bound(text, name, end_of_day, now):
     if _EPOCH_MS.fullmatch(text):
         return Bound(int(text), False)
     relative = _RELATIVE.fullmatch(text)

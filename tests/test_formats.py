@@ -308,3 +308,23 @@ def test_bad_shaping_in_a_ticket_is_invalid_argument(location):
     with flight.connect(location) as fl:
         with pytest.raises(pa.ArrowInvalid, match="unknown aggregate 'hourlyish'"):
             fl.do_get(flight.Ticket(json.dumps({"dataset": "day_ahead", "aggregate": "hourlyish"}).encode())).read_all()
+
+
+@pytest.mark.parametrize(
+    "start, end, word",
+    [
+        ("-9999999999999999", "0", "start_date is out of range"),
+        ("0", "9999999999999999", "end_date is out of range"),
+        ("now-999999d", "now", "start_date is out of range"),
+        ("now-999999y", "now", "from now is out of range"),
+        ("now-1q", "now", "now-24h"),  # not a unit: the error lists the forms
+    ],
+)
+def test_bounds_out_of_range_are_400s(client, clock, start, end, word):
+    resp = client.simulate_get("/api/prices", params={**DAY, "start_date": start, "end_date": end, "format": "csv"})
+    assert resp.status_code == 400 and word in resp.json["error"] + resp.json["details"], resp.text
+
+
+def test_blank_format_and_layout_are_the_defaults_and_now_is_any_case(client, clock):
+    assert get(client, {**DAY, "format": "", "layout": " "}).headers["content-type"] == "application/json"
+    assert get(client, {**DAY, "start_date": "NOW-1h", "end_date": "Now"}).json["timestamps"] == ["2021-02-17T18:00:00Z"]

@@ -147,7 +147,7 @@ class PricesResource:
 
 
 def _format(params, accept):
-    value = params.get("format")
+    value = _given(params, "format")
     if value is not None:
         if not isinstance(value, str) or value.strip().lower() not in formats.FORMATS:
             raise QueryError(f"unknown format {value!r}", f"use format= one of {', '.join(formats.FORMATS)}")
@@ -162,7 +162,7 @@ def _format(params, accept):
 
 
 def _layout(params, format):
-    value = params.get("layout")
+    value = _given(params, "layout")
     default = formats.FORMATS[format].default_layout
     if value is None:
         return default
@@ -171,6 +171,12 @@ def _layout(params, format):
     if not isinstance(value, str) or value.strip().lower() not in LAYOUTS:
         raise QueryError(f"unknown layout {value!r}", "use layout=wide or layout=long")
     return value.strip().lower()
+
+
+def _given(params, name):
+    """A parameter's value; None when it is absent or blank (as for every parameter)."""
+    value = params.get(name)
+    return None if isinstance(value, str) and not value.strip() else value
 
 
 def _file_name(query, format):

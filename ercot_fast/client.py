@@ -6,6 +6,8 @@ pandas DataFrame, without writing tickets by hand.
     with PriceClient("grpc://localhost:50051") as prices:
         df = prices.dataframe("2023-01-01", "2023-01-31", ["HB_NORTH", "HB_HOUSTON"])
         rt = prices.dataset_dataframe("real_time_15min", layout="wide")
+        peaks = prices.sql_dataframe("SELECT market_day, max(price) AS peak FROM day_ahead "
+                                     "WHERE settlement_point = ? GROUP BY 1 ORDER BY 2 DESC LIMIT 5", ["HB_NORTH"])
 
 Tables come back in the long layout (``datetime``, ``hub``, ``price``) unless
 ``layout="wide"`` asks for one column per settlement point. ``datetime`` is a
@@ -14,7 +16,10 @@ pandas is needed only for the ``*dataframe`` methods.
 """
 import json
 
+import pyarrow as pa
 import pyarrow.flight as flight
+
+from ercot_fast.flight import sql_messages
 
 DEFAULT_LOCATION = "grpc://localhost:50051"
 
@@ -64,6 +69,41 @@ class PriceClient:
     def dataset_dataframe(self, *args, **kwargs):
         """``dataset_table(...)`` as a pandas DataFrame."""
         return _to_pandas(self.dataset_table(*args, **kwargs))
+
+    # --- SQL (Arrow Flight SQL) -------------------------------------------------
+
+    def sql(self, query, parameters=None):
+        """The answer of one SQL SELECT over the live store, as a
+        ``pyarrow.Table`` (tables ``day_ahead``, ``real_time``,
+        ``real_time_15min``, ``ancillary_services`` and their ``*_wide``
+        forms). ``parameters``: values for the query's ``?`` placeholders,
+        in order, sent apart from the SQL (a prepared statement)."""
+        if parameters is None:
+            command = sql_messages.pack(sql_messages.CommandStatementQuery(query=query))
+            return self._sql_result(command)
+        request = sql_messages.pack(sql_messages.ActionCreatePreparedStatementRequest(query=query))
+        [created] = self._flight.do_action(flight.Action("CreatePreparedStatement", request))
+        handle = sql_messages.unpack(created.body.to_pybytes()).prepared_statement_handle
+        command = sql_messages.pack(sql_messages.CommandPreparedStatementQuery(prepared_statement_handle=handle))
+        try:
+            values = pa.record_batch([pa.array([value]) for value in parameters], names=[str(i + 1) for i in range(len(parameters))])
+            writer, reader = self._flight.do_put(flight.FlightDescriptor.for_command(command), values.schema)
+            writer.write_batch(values)
+            writer.done_writing()
+            reader.read()
+            writer.close()
+            return self._sql_result(command)
+        finally:
+            closing = sql_messages.pack(sql_messages.ActionClosePreparedStatementRequest(prepared_statement_handle=handle))
+            list(self._flight.do_action(flight.Action("ClosePreparedStatement", closing)))
+
+    def sql_dataframe(self, query, parameters=None):
+        """``sql(...)`` as a pandas DataFrame."""
+        return _to_pandas(self.sql(query, parameters))
+
+    def _sql_result(self, command):
+        info = self._flight.get_flight_info(flight.FlightDescriptor.for_command(command))
+        return pa.concat_tables([self._flight.do_get(endpoint.ticket).read_all() for endpoint in info.endpoints])
 
     # --- the service ---------------------------------------------------------
 

@@ -12,6 +12,9 @@ DEFAULT_MAX_AGE = 60  # Cache-Control max-age of price answers, seconds
 WORKER_CLASSES = ("meinheld", "sync")  # serve.gunicorn maps them to gunicorn worker classes
 DEFAULT_MAX_SERIES = 1000  # series one request may ask for (duplicates count)
 DEFAULT_MIN_RELOAD_FRACTION = 0.9  # a reload with fewer rows than this share of a data set's is refused
+DEFAULT_SQL_TIMEOUT = 30.0  # seconds one Flight SQL query may run
+DEFAULT_SQL_MAX_RESULT_MB = 512  # Arrow bytes of one Flight SQL answer
+DEFAULT_SQL_MEMORY_MB = 1024  # the SQL engine's working memory
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +33,9 @@ class ServeConfig:
     stale_after: dict  # data set -> seconds; empty: off
     runtime_dir: str | None  # None: a new folder in the system's temporary folder
     log_level: str
+    sql_timeout: float = DEFAULT_SQL_TIMEOUT
+    sql_max_result_mb: int = DEFAULT_SQL_MAX_RESULT_MB
+    sql_memory_mb: int = DEFAULT_SQL_MEMORY_MB
 
     def describe(self):
         return " ".join(f"{k}={v}" for k, v in dataclasses.asdict(self).items())
@@ -51,6 +57,9 @@ _SERVE_SETTINGS = {
     "stale_after": ("STALE_AFTER", {}, lambda text: parse_stale_after(text)),  # NOTE: defined below
     "runtime_dir": ("RUNTIME_DIR", None, str),
     "log_level": ("LOG_LEVEL", "info", str),
+    "sql_timeout": ("SQL_TIMEOUT", DEFAULT_SQL_TIMEOUT, float),
+    "sql_max_result_mb": ("SQL_MAX_RESULT_MB", DEFAULT_SQL_MAX_RESULT_MB, int),
+    "sql_memory_mb": ("SQL_MEMORY_MB", DEFAULT_SQL_MEMORY_MB, int),
 }
 
 
@@ -111,6 +120,22 @@ def add_serve_arguments(parser):
         help="folder for the memory-mapped store the processes share (env RUNTIME_DIR; default: the system's temporary folder)",
     )
     parser.add_argument("--log-level", help="debug, info, warning or error (env LOG_LEVEL; default info)")
+    parser.add_argument(
+        "--sql-timeout",
+        type=float,
+        metavar="SECONDS",
+        help=f"longest a Flight SQL query may run (env SQL_TIMEOUT; default {DEFAULT_SQL_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--sql-max-result-mb",
+        type=int,
+        help=f"largest Flight SQL answer, in MB of Arrow data (env SQL_MAX_RESULT_MB; default {DEFAULT_SQL_MAX_RESULT_MB})",
+    )
+    parser.add_argument(
+        "--sql-memory-mb",
+        type=int,
+        help=f"working memory of the SQL engine (env SQL_MEMORY_MB; default {DEFAULT_SQL_MEMORY_MB})",
+    )
 
 
 def _argument(parse):
@@ -185,6 +210,8 @@ def serve_config(args, environ=os.environ):
         raise SystemExit("error: --max-series must be at least 1")
     if not 0 <= config.min_reload_fraction <= 1:
         raise SystemExit("error: --min-reload-fraction is a share from 0 to 1 (0.9: refuse losing over 10% of a data set)")
+    if config.sql_timeout <= 0 or config.sql_max_result_mb < 1 or config.sql_memory_mb < 64:
+        raise SystemExit("error: --sql-timeout must be positive, --sql-max-result-mb at least 1, --sql-memory-mb at least 64")
     split_addr(config.json_addr)
     split_addr(config.flight_addr)
     if config.flight_addr == config.json_addr:

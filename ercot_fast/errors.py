@@ -56,3 +56,19 @@ class IngestError(ErcotFastError):
 
 class ChildStartError(ErcotFastError, RuntimeError):
     """A supervised child process (the Flight server) could not start, e.g. its port is taken."""
+
+
+class SqlError(ErcotFastError):
+    """A SQL query that cannot run: malformed, not a SELECT, or refused (gRPC INVALID_ARGUMENT)."""
+
+
+class SqlLimitError(SqlError):
+    """A SQL query over the result-size limit (INVALID_ARGUMENT)."""
+
+
+class SqlTimeoutError(SqlLimitError):
+    """A SQL query that ran past the time limit and was stopped (gRPC TIMED_OUT)."""
+
+
+class UnimplementedError(ErcotFastError, NotImplementedError):
+    """A request the service does not implement, such as a Flight SQL command it does not answer (UNIMPLEMENTED)."""

@@ -20,8 +20,8 @@ import pyarrow.flight as flight
 
 from ercot_fast import health, timeutil
 from ercot_fast.config import DEFAULT_MAX_RANGE_DAYS
-from ercot_fast.errors import NotFoundError, QueryError
-from ercot_fast.flight import tickets
+from ercot_fast.errors import NotFoundError, QueryError, SqlError, SqlTimeoutError, UnimplementedError
+from ercot_fast.flight import sql, tickets
 from ercot_fast.flight.tickets import DESCRIPTORS, TICKET_HINT
 from ercot_fast.render import arrow
 
@@ -42,10 +42,12 @@ def location_of(addr):
     return f"grpc://{addr}"
 
 
-def serve(child, follower, addr, max_range_days=DEFAULT_MAX_RANGE_DAYS, stale_after=None):
+def serve(child, follower, addr, max_range_days=DEFAULT_MAX_RANGE_DAYS, stale_after=None, sql_limits=()):
     """The Flight child's target: serve the published store (``follower``)
-    on ``addr`` until stopped."""
-    server = PriceFlightServer(follower.store, location_of(addr), max_range_days, follower=follower, stale_after=stale_after)
+    on ``addr`` until stopped; ``sql_limits``: Flight SQL's (time limit s,
+    result MB, memory MB)."""
+    server = PriceFlightServer(follower.store, location_of(addr), max_range_days, follower=follower, stale_after=stale_after,
+                               flight_sql=sql.FlightSql(*sql_limits))
     log.info("Arrow Flight serving on %s (pid %d, port %d)", location_of(addr), os.getpid(), server.port)
     child.ready(str(server.port))
     while child.wait_for_stop(timeout=FOLLOW_SECONDS) is None:
@@ -108,6 +110,14 @@ def _answers_errors(method):
             raise _InvalidArgument(tickets.message(exc)) from None
         except NotFoundError as exc:
             raise _NotFound(exc.message) from None
+        except UnimplementedError as exc:
+            raise _Unimplemented(f"{exc.message}; {exc.details}") from None
+        except SqlTimeoutError as exc:
+            log.info("%s stopped: %s", method.__name__, exc.message)
+            raise flight.FlightTimedOutError(f"{exc.message}; {exc.details}") from None
+        except SqlError as exc:
+            log.info("%s rejected: %s", method.__name__, exc.message)
+            raise _InvalidArgument(f"{exc.message}; {exc.details}") from None
         except flight.FlightError:
             raise
         except Exception:
@@ -127,6 +137,10 @@ def result_stream(selection, schema):
     return flight.GeneratorStream(schema, parts)
 
 
+def _is_flight_sql(descriptor):
+    return descriptor.descriptor_type == flight.DescriptorType.CMD and sql.FlightSql.handles(descriptor.command) is not None
+
+
 class PriceFlightServer(flight.FlightServerBase):
     """Flight over an already loaded store (never reads files). Serving
     starts when constructed; ``shutdown()`` stops it.
@@ -134,13 +148,15 @@ class PriceFlightServer(flight.FlightServerBase):
     ``follower``: a ``store.shared.Follower``; every call first swaps to the
     store the master published last (a call in flight keeps its own).
     ``middleware``: the seam, ``{name: pyarrow.flight.ServerMiddlewareFactory}``.
+    ``flight_sql``: the Flight SQL side (``flight.sql.FlightSql``, its limits).
     """
 
     def __init__(
         self, store, location, max_range_days=DEFAULT_MAX_RANGE_DAYS, middleware=None, follower=None, stale_after=None,
-        **kwargs,
+        flight_sql=None, **kwargs,
     ):
         super().__init__(location, middleware=middleware or {}, **kwargs)
+        self._sql = flight_sql or sql.FlightSql()
         self._store = store
         self._problems = follower.problems if follower else ()
         self._follower = follower
@@ -153,6 +169,7 @@ class PriceFlightServer(flight.FlightServerBase):
         follower = self._follower
         if follower is not None and follower.changed() and follower.refresh():
             self._store, self._problems, self._dataset_infos = follower.store, follower.problems, {}
+            self._sql.release()
             gc.collect()  # NOTE: the old FlightInfos and store: their mapping goes now
 
     def _selection(self, descriptor):
@@ -188,6 +205,8 @@ class PriceFlightServer(flight.FlightServerBase):
 
     @_answers_errors
     def get_flight_info(self, context, descriptor):
+        if _is_flight_sql(descriptor):
+            return self._sql.flight_info(self._store, descriptor)
         if descriptor.descriptor_type == flight.DescriptorType.PATH and len(descriptor.path) == 1:
             name = descriptor.path[0].decode("utf-8", "replace")
             if name in DESCRIPTORS:
@@ -196,11 +215,16 @@ class PriceFlightServer(flight.FlightServerBase):
 
     @_answers_errors
     def get_schema(self, context, descriptor):
+        if _is_flight_sql(descriptor):
+            name = sql.FlightSql.handles(descriptor.command)
+            return flight.SchemaResult(self._sql.schema(self._store, name, descriptor.command))
         selection, _ = self._selection(descriptor)
         return flight.SchemaResult(arrow.result_schema(selection, self._store.synthetic))
 
     @_answers_errors
     def do_get(self, context, ticket):
+        if sql.FlightSql.handles(ticket.ticket):
+            return self._sql.do_get(self._store, ticket.ticket)
         selection = tickets.parse_ticket(ticket.ticket, self._store, self._max_range_days)
         result = selection.result
         log.info(
@@ -213,9 +237,12 @@ class PriceFlightServer(flight.FlightServerBase):
         return result_stream(selection, arrow.result_schema(selection, self._store.synthetic))
 
     def list_actions(self, context):
-        return list(ACTIONS)
+        return list(ACTIONS) + list(sql.ACTIONS)
 
+    @_answers_errors
     def do_put(self, context, descriptor, reader, writer):
+        if _is_flight_sql(descriptor):
+            return self._sql.do_put(self._store, descriptor, reader, writer)
         raise _Unimplemented("this service is read-only: do_put is not supported; use do_get")
 
     def do_exchange(self, context, descriptor, reader, writer):
@@ -223,6 +250,10 @@ class PriceFlightServer(flight.FlightServerBase):
 
     @_answers_errors
     def do_action(self, context, action):
+        if action.type in dict(sql.ACTIONS):
+            return self._sql.do_action(self._store, action)
+        if action.type in sql.OTHER_ACTIONS:
+            raise UnimplementedError(f"Flight SQL {action.type} is not supported", "the service is read-only, without transactions")
         handler = getattr(self, f"_action_{action.type}", None)
         if handler is None:
             names = ", ".join(name for name, _ in ACTIONS)

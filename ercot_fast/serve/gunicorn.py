@@ -68,7 +68,8 @@ class PriceService(BaseApplication):
             return_freed_memory()  # before the workers fork: they must not inherit the loaded arrays
             follower = self._follower = self.publisher.follower()
             self.flight = Supervisor("Arrow Flight server", flight_server.serve)
-            self._flight_args = (follower, settings.flight_addr, settings.max_range_days, settings.stale_after)
+            sql_limits = (settings.sql_timeout, settings.sql_max_result_mb, settings.sql_memory_mb)
+            self._flight_args = (follower, settings.flight_addr, settings.max_range_days, settings.stale_after, sql_limits)
             self._reload = None  # the ChildCall loading a reload, while one runs
             self._reload_folder = None
             self._reload_again = False

@@ -387,7 +387,7 @@ def action(fl, name):
 
 
 def test_actions(fl, client, utc_store):
-    assert [a.type for a in fl.list_actions()] == ["healthcheck", "available_hubs", "describe"]
+    assert [a.type for a in fl.list_actions()] == ["healthcheck", "available_hubs", "describe", "CreatePreparedStatement", "ClosePreparedStatement"]
     [health] = action(fl, "healthcheck")
     assert health["status"] == "healthy" and health["service"] == "ercot_price_service"
     assert dt.datetime.fromisoformat(health["timestamp"].replace("Z", "+00:00")).tzinfo is not None

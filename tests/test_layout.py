@@ -19,7 +19,7 @@ LAYERS = [
     {"timeutil", "files"},
     {"datasets", "kernels"},
     {"store", "health", "ingest", "demo"},
-    {"query"},
+    {"query", "sql"},
     {"render"},
     {"api", "flight", "client"},
     {"serve"},

@@ -118,7 +118,7 @@ def _answers_errors(method):
         except SqlError as exc:
             log.info("%s rejected: %s", method.__name__, exc.message)
             raise _InvalidArgument(f"{exc.message}; {exc.details}") from None
-        except flight.FlightError:
+        except (flight.FlightError, _ClientError):
             raise
         except Exception:
             log.exception("internal error in %s", method.__name__)

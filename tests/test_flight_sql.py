@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -24,7 +25,7 @@ from ercot_fast.client import PriceClient
 from ercot_fast.flight import server as ercot_flight
 from ercot_fast.flight import sql, sql_messages
 from ercot_fast.sql import tables
-from serving import Served
+from serving import Served, fetch
 
 URI_DAY = "SELECT avg(price) AS mean FROM day_ahead WHERE settlement_point = 'HB_NORTH' AND market_day = DATE '2021-02-17'"
 REPEATED = ("SELECT interval_start, hour_ending, repeated_hour, price FROM day_ahead "
@@ -327,9 +328,23 @@ def test_serve_answers_sql_and_follows_a_reload(utc_dir, tmp_path):
                 return cur.fetch_arrow_table().column("n").to_pylist()[0]
 
         assert rows("real_time_15min_wide") == 0 and rows("day_ahead_wide") == 22463  # 2019-2021, hourly (some DA hours missing)
-        with conn.cursor() as cur, pytest.raises(adbc.Error, match="longer than the limit of 1 s"):
-            cur.execute("SELECT count(*) FROM range(100000000000) a, range(10) b")
-            cur.fetch_arrow_table()
+        outcome = []
+
+        def slow_query():
+            with conn.cursor() as cur:
+                try:
+                    cur.execute("SELECT count(*) FROM range(100000000000) a, range(10) b")
+                    cur.fetch_arrow_table()
+                except adbc.Error as exc:
+                    outcome.append(str(exc))
+
+        slow = threading.Thread(target=slow_query)
+        slow.start()
+        # the JSON API answers while the SQL query runs (another process)
+        status, _, body = fetch(f"{served.base}/api/prices?start_date=2021-02-17&end_date=2021-02-17&hubs=HB_NORTH&price_type=da")
+        slow.join(timeout=30)
+        assert status == 200 and len(json.loads(body)["timestamps"]) == 24
+        assert outcome and "longer than the limit of 1 s" in outcome[0]
         for real_time in (utc_dir / "flattened").glob("RT_prices_15min_*.parquet"):
             shutil.copy(real_time, data / "flattened")
         os.kill(served.proc.pid, signal.SIGHUP)
@@ -345,3 +360,32 @@ def test_serve_answers_sql_and_follows_a_reload(utc_dir, tmp_path):
         log = served.stop()
     assert served.proc.returncode == 0, log
     assert "Traceback" not in log
+
+
+def test_a_slow_query_does_not_hold_up_other_clients(utc_store):
+    """While one client's query runs into the time limit, others are answered."""
+    served = ercot_flight.PriceFlightServer(utc_store, "grpc://127.0.0.1:0", 1000, flight_sql=sql.FlightSql(time_limit_s=5))
+    uri = f"grpc://127.0.0.1:{served.port}"
+    slow_error = []
+
+    def slow():
+        with PriceClient(uri) as prices:
+            try:
+                prices.sql("SELECT count(*) FROM range(100000000000) a, range(10) b")
+            except flight.FlightError as exc:
+                slow_error.append(str(exc))
+
+    thread = threading.Thread(target=slow)
+    try:
+        thread.start()
+        time.sleep(0.3)  # the slow query is running
+        with PriceClient(uri) as prices:
+            means = [prices.sql(URI_DAY).column("mean").to_pylist() for _ in range(5)]
+            hubs = prices.available_hubs()
+        still_running = thread.is_alive()
+        thread.join(timeout=30)
+    finally:
+        served.shutdown()
+    assert means == [[8833.655]] * 5 and "HB_NORTH" in hubs
+    assert still_running  # the others were answered while it ran
+    assert slow_error and "longer than the limit of 5 s" in slow_error[0]

@@ -53,10 +53,6 @@ _MESSAGES = {
     "DoPutUpdateResult": [("", "int64", "record_count", 1)],
     "DoPutPreparedStatementResult": [("optional", "bytes", "prepared_statement_handle", 1)],
 }
-#: names of Flight SQL messages the service does not define here (refused as UNIMPLEMENTED by name)
-OTHER_COMMANDS = ("CommandStatementSubstraitPlan", "CommandStatementIngest", "ActionBeginTransactionRequest",
-                  "ActionEndTransactionRequest", "ActionCancelQueryRequest", "ActionCreatePreparedSubstraitPlanRequest")
-
 # SqlInfo ids (FlightSql.proto's enum SqlInfo)
 FLIGHT_SQL_SERVER_NAME = 0
 FLIGHT_SQL_SERVER_VERSION = 1

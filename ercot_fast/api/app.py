@@ -8,13 +8,20 @@ import falcon
 from ercot_fast import errors
 from ercot_fast.api import seam
 from ercot_fast.api.fastpath import PollFastPath
-from ercot_fast.api.resources import JSON, AvailableHubsResource, HealthResource, PricesResource, json_bytes
+from ercot_fast.api.resources import (
+    JSON,
+    AvailableHubsResource,
+    HealthResource,
+    OpenApiResource,
+    PricesResource,
+    json_bytes,
+)
 from ercot_fast.api.response_cache import ResponseCache
 from ercot_fast.config import DEFAULT_CACHE_MB, DEFAULT_MAX_AGE, DEFAULT_MAX_RANGE_DAYS, DEFAULT_MAX_SERIES
 
 log = logging.getLogger(__name__)
 
-ROUTES = ("/api/prices", "/api/health", "/api/available_hubs")
+ROUTES = ("/api/prices", "/api/health", "/api/available_hubs", "/api/openapi.json")
 # what a query error is about -> where an HTTP client finds what to change
 HINTS = {
     errors.SETTLEMENT_POINTS: "see /api/available_hubs",
@@ -46,6 +53,7 @@ def create_app(
     app.add_route("/api/prices", prices)
     app.add_route("/api/health", HealthResource(store, problems, stale_after))
     app.add_route("/api/available_hubs", AvailableHubsResource(store))
+    app.add_route("/api/openapi.json", OpenApiResource(store))
     app.set_error_serializer(_serialize_error)
     app.add_error_handler(Exception, _internal_error)
     app.add_error_handler(errors.QueryError, _bad_request)

@@ -9,7 +9,7 @@ import falcon
 from falcon import mediatypes
 
 from ercot_fast import health, timeutil
-from ercot_fast.api import encoding
+from ercot_fast.api import encoding, openapi
 from ercot_fast.api.response_cache import PreparedAnswers
 from ercot_fast.errors import QueryError
 from ercot_fast.query.parse import parse_query
@@ -237,6 +237,19 @@ class HealthResource:
 class AvailableHubsResource:
     def __init__(self, store):
         self._body = json_bytes(list(store.settlement_points))
+
+    def on_get(self, req, resp):
+        resp.data = self._body
+        resp.content_type = JSON
+
+    on_head = on_get
+
+
+class OpenApiResource:
+    """GET /api/openapi.json: the OpenAPI 3.1 document of the loaded store's API."""
+
+    def __init__(self, store):
+        self._body = json_bytes(openapi.document(store.settlement_points))
 
     def on_get(self, req, resp):
         resp.data = self._body

@@ -110,6 +110,13 @@ def test_adbc_get_objects_and_table_schema(connection):
                              "block", "settlement_point", "price"]
     assert columns.field("price").type == pa.float64() and columns.field("market_day").type == pa.date32()
     assert "product" in connection.adbc_get_table_schema("ancillary_services").names
+    # the SQL types, for tools that show them (Flight SQL's column metadata)
+    deep = connection.adbc_get_objects(depth="columns", table_name_filter="day_ahead").read_all().to_pylist()
+    [table] = deep[0]["catalog_db_schemas"][0]["db_schema_tables"]
+    assert {c["column_name"]: c["xdbc_type_name"] for c in table["table_columns"]} == {
+        "interval_start": "TIMESTAMP WITH TIME ZONE", "interval_end": "TIMESTAMP WITH TIME ZONE", "market_day": "DATE",
+        "hour_ending": "INTEGER", "repeated_hour": "BOOLEAN", "block": "VARCHAR", "settlement_point": "VARCHAR",
+        "price": "DOUBLE"}
 
 
 def test_adbc_qualified_names_and_wide_tables(connection, utc_store):

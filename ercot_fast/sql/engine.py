@@ -46,11 +46,23 @@ class SqlEngine:
                 self._db.execute(f'CREATE VIEW "{entry.name}" AS SELECT * FROM "{_ARROW}{entry.name}"')
             else:
                 self._db.execute(_long_view(entry, self._wide[_ARROW + entry.name + tables.WIDE_SUFFIX].schema))
-        self._tables = {e.name: self._db.sql(f'SELECT * FROM "{e.name}" LIMIT 0').to_arrow_table().schema
-                        for e in tables.catalogue()}
+        self._tables = {e.name: self._described(e.name) for e in tables.catalogue()}
         for setting in ("SET TimeZone = 'UTC'", "SET enable_external_access = false", "SET autoinstall_known_extensions = false",
                         "SET autoload_known_extensions = false", "SET lock_configuration = true"):
             self._db.execute(setting)
+
+    def _described(self, name):
+        """A table's Arrow schema, each field with its SQL type and place (Flight SQL's column metadata)."""
+        schema = self._db.sql(f'SELECT * FROM "{name}" LIMIT 0').to_arrow_table().schema
+        types = dict(self._db.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_catalog = ? AND table_name = ?",
+            [CATALOG, name]).fetchall())
+        place = {"CATALOG_NAME": CATALOG, "DB_SCHEMA_NAME": SCHEMA, "TABLE_NAME": name, "IS_READ_ONLY": "1",
+                 "IS_SEARCHABLE": "1"}
+        return pa.schema([
+            field.with_metadata({f"ARROW:FLIGHT:SQL:{k}": v for k, v in {**place, "TYPE_NAME": types[field.name]}.items()})
+            for field in schema
+        ])
 
     def _register(self, connection):
         for name, table in self._wide.items():

@@ -6,18 +6,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ercot_fast import __version__, config
+from ercot_fast import __version__, config, logs
 from ercot_fast.errors import DataLoadError, IngestError
 
 log = logging.getLogger("ercot_fast")
-
-
-def _setup_logging(level):
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
 
 
 def ensure_demo_data(target):
@@ -45,7 +37,7 @@ def ensure_demo_data(target):
 
 def cmd_serve(args):
     settings = config.serve_config(args)
-    _setup_logging(settings.log_level)
+    logs.setup(settings.log_level, settings.log_format)
     log.info("ercot-fast %s starting: %s", __version__, settings.describe())
     from ercot_fast import kernels
 
@@ -70,7 +62,7 @@ def cmd_serve(args):
 
 
 def cmd_demo_data(args):
-    _setup_logging("info")
+    logs.setup("info")
     from ercot_fast import demo
 
     summary = demo.write_demo_data(args.directory, seed=args.seed)
@@ -78,7 +70,7 @@ def cmd_demo_data(args):
 
 
 def cmd_ingest(args):
-    _setup_logging(config.setting(args.log_level, "LOG_LEVEL", "info"))
+    logs.setup(config.setting(args.log_level, "LOG_LEVEL", "info"))
     from ercot_fast import ingest
     from ercot_fast.files import write_atomically
 

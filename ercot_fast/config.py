@@ -9,7 +9,8 @@ from pathlib import Path
 DEFAULT_MAX_RANGE_DAYS = 3700
 DEFAULT_CACHE_MB = 64  # per-worker response cache
 DEFAULT_MAX_AGE = 60  # Cache-Control max-age of price answers, seconds
-WORKER_CLASSES = ("meinheld", "sync")  # serve.gunicorn maps them to gunicorn worker classes
+WORKER_CLASSES = ("meinheld", "sync")
+LOG_FORMATS = ("text", "json")  # logs.FORMATS, kept equal by a test  # serve.gunicorn maps them to gunicorn worker classes
 DEFAULT_MAX_SERIES = 1000  # series one request may ask for (duplicates count)
 DEFAULT_MIN_RELOAD_FRACTION = 0.9  # a reload with fewer rows than this share of a data set's is refused
 DEFAULT_SQL_TIMEOUT = 30.0  # seconds one Flight SQL query may run
@@ -33,6 +34,8 @@ class ServeConfig:
     stale_after: dict  # data set -> seconds; empty: off
     runtime_dir: str | None  # None: a new folder in the system's temporary folder
     log_level: str
+    access_log: bool = False
+    log_format: str = "text"
     sql_timeout: float = DEFAULT_SQL_TIMEOUT
     sql_max_result_mb: int = DEFAULT_SQL_MAX_RESULT_MB
     sql_memory_mb: int = DEFAULT_SQL_MEMORY_MB
@@ -57,6 +60,8 @@ _SERVE_SETTINGS = {
     "stale_after": ("STALE_AFTER", {}, lambda text: parse_stale_after(text)),  # NOTE: defined below
     "runtime_dir": ("RUNTIME_DIR", None, str),
     "log_level": ("LOG_LEVEL", "info", str),
+    "access_log": ("ACCESS_LOG", False, lambda text: parse_bool(text, "ACCESS_LOG")),
+    "log_format": ("LOG_FORMAT", "text", str),
     "sql_timeout": ("SQL_TIMEOUT", DEFAULT_SQL_TIMEOUT, float),
     "sql_max_result_mb": ("SQL_MAX_RESULT_MB", DEFAULT_SQL_MAX_RESULT_MB, int),
     "sql_memory_mb": ("SQL_MEMORY_MB", DEFAULT_SQL_MEMORY_MB, int),
@@ -120,6 +125,18 @@ def add_serve_arguments(parser):
         help="folder for the memory-mapped store the processes share (env RUNTIME_DIR; default: the system's temporary folder)",
     )
     parser.add_argument("--log-level", help="debug, info, warning or error (env LOG_LEVEL; default info)")
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        help="text, or json: one object per line, for every log and the access log (env LOG_FORMAT; default text)",
+    )
+    parser.add_argument(
+        "--access-log",
+        type=_argument(lambda text: parse_bool(text, "--access-log")),
+        metavar="on|off",
+        help="one line per HTTP request and Flight call (env ACCESS_LOG; default off: it costs the polled tile "
+        "about a quarter of its requests/s, bench/README.md)",
+    )
     parser.add_argument(
         "--sql-timeout",
         type=float,
@@ -210,6 +227,8 @@ def serve_config(args, environ=os.environ):
         raise SystemExit("error: --max-series must be at least 1")
     if not 0 <= config.min_reload_fraction <= 1:
         raise SystemExit("error: --min-reload-fraction is a share from 0 to 1 (0.9: refuse losing over 10% of a data set)")
+    if config.log_format not in LOG_FORMATS:
+        raise SystemExit(f"error: log format {config.log_format!r}: use text or json")
     if config.sql_timeout <= 0 or config.sql_max_result_mb < 1 or config.sql_memory_mb < 64:
         raise SystemExit("error: --sql-timeout must be positive, --sql-max-result-mb at least 1, --sql-memory-mb at least 64")
     split_addr(config.json_addr)

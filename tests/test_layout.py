@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ercot_fast"
 # never one above (the transports never read files, the query layer never
 # names a transport, kernels never see HTTP).
 LAYERS = [
-    {"config", "errors"},
+    {"config", "errors", "logs"},
     {"timeutil", "files"},
     {"datasets", "kernels"},
     {"store", "health", "ingest", "demo"},

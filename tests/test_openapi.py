@@ -3,6 +3,7 @@ that matches what the service does: every route and parameter the code
 takes is in it, and schemathesis, driving the real server with generated and
 malformed requests (bounded in time), finds no 5xx and no answer that breaks
 the document (status codes, content types, headers, schemas)."""
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -59,5 +60,8 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(utc_dir):
     finally:
         log = served.stop()
     assert run.returncode == 0, run.stdout[-4000:]
-    assert "No issues found" in run.stdout and " passed" in run.stdout
+    # a summary such as "3075 generated, 3075 passed" (schemathesis may add a warning, e.g. that
+    # most generated bodies were refused: its checks are what counts)
+    counts = re.search(r"(\d+) generated, (\d+) passed", run.stdout)
+    assert counts and counts.group(1) == counts.group(2) and int(counts.group(1)) > 100, run.stdout[-4000:]
     assert "Traceback" not in log

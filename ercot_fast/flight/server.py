@@ -21,7 +21,7 @@ import pyarrow.flight as flight
 from ercot_fast import health, timeutil
 from ercot_fast.config import DEFAULT_MAX_RANGE_DAYS
 from ercot_fast.errors import NotFoundError, QueryError, SqlError, SqlTimeoutError, UnimplementedError
-from ercot_fast.flight import sql, tickets
+from ercot_fast.flight import access_log, sql, tickets
 from ercot_fast.flight.tickets import DESCRIPTORS, TICKET_HINT
 from ercot_fast.render import arrow
 
@@ -42,12 +42,14 @@ def location_of(addr):
     return f"grpc://{addr}"
 
 
-def serve(child, follower, addr, max_range_days=DEFAULT_MAX_RANGE_DAYS, stale_after=None, sql_limits=()):
+def serve(child, follower, addr, max_range_days=DEFAULT_MAX_RANGE_DAYS, stale_after=None, sql_limits=(),
+          access_log_format=None):
     """The Flight child's target: serve the published store (``follower``)
     on ``addr`` until stopped; ``sql_limits``: Flight SQL's (time limit s,
-    result MB, memory MB)."""
+    result MB, memory MB); ``access_log_format``: text or json, None: no access log."""
+    middleware = {"access_log": access_log.AccessLog(access_log_format)} if access_log_format else {}
     server = PriceFlightServer(follower.store, location_of(addr), max_range_days, follower=follower, stale_after=stale_after,
-                               flight_sql=sql.FlightSql(*sql_limits))
+                               flight_sql=sql.FlightSql(*sql_limits), middleware=middleware)
     log.info("Arrow Flight serving on %s (pid %d, port %d)", location_of(addr), os.getpid(), server.port)
     child.ready(str(server.port))
     while child.wait_for_stop(timeout=FOLLOW_SECONDS) is None:

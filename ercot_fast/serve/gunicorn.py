@@ -19,9 +19,11 @@ import sys
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
+from gunicorn.glogging import Logger
 
-from ercot_fast import health
-from ercot_fast.api.app import LiveApp, create_app
+from ercot_fast import health, logs
+from ercot_fast.api import access_log
+from ercot_fast.api.app import ROUTES, LiveApp, create_app
 from ercot_fast.errors import ChildStartError
 from ercot_fast.flight import server as flight_server
 from ercot_fast.serve import reload
@@ -30,6 +32,15 @@ from ercot_fast.store.load import load_store, return_freed_memory
 from ercot_fast.store.shared import Publisher
 
 log = logging.getLogger(__name__)
+
+
+class GunicornLogger(Logger):
+    """gunicorn's logger, writing in the service's log format (``logs``)."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        for handler in self.error_log.handlers:
+            handler.setFormatter(logs.formatter())
 
 # config.WORKER_CLASSES -> gunicorn's worker class
 WORKER_CLASSES = {
@@ -69,7 +80,9 @@ class PriceService(BaseApplication):
             follower = self._follower = self.publisher.follower()
             self.flight = Supervisor("Arrow Flight server", flight_server.serve)
             sql_limits = (settings.sql_timeout, settings.sql_max_result_mb, settings.sql_memory_mb)
-            self._flight_args = (follower, settings.flight_addr, settings.max_range_days, settings.stale_after, sql_limits)
+            access_log_format = settings.log_format if settings.access_log else None
+            self._flight_args = (follower, settings.flight_addr, settings.max_range_days, settings.stale_after, sql_limits,
+                                 access_log_format)
             self._reload = None  # the ChildCall loading a reload, while one runs
             self._reload_folder = None
             self._reload_again = False
@@ -85,6 +98,7 @@ class PriceService(BaseApplication):
             s.max_range_days,
             s.response_cache_mb,
             s.cache_max_age,
+            layers=[access_log.layer(ROUTES, s.log_format)] if s.access_log else (),
             max_series=s.max_series,
             problems=problems,
             stale_after=s.stale_after,
@@ -96,7 +110,8 @@ class PriceService(BaseApplication):
             "workers": self.settings.workers,
             "worker_class": WORKER_CLASSES[self.settings.worker_class],
             "loglevel": self.settings.log_level,
-            "accesslog": None,
+            "accesslog": None,  # ours is a layer of the seam (api.access_log): both HTTP paths
+            "logger_class": "ercot_fast.serve.gunicorn.GunicornLogger",
             "control_socket_disable": True,
             "graceful_timeout": 5,
             # NOTE: meinheld's own limit is about 8 KB; the sync worker's is

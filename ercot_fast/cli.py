@@ -2,6 +2,7 @@
 import argparse
 import logging
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -35,7 +36,41 @@ def ensure_demo_data(target):
     return target
 
 
+class _StartupSignals:
+    """Ctrl-C (SIGINT) or SIGTERM while the service starts (imports, the
+    load): remembered even when a C extension's import swallows the
+    KeyboardInterrupt (seen: a SIGINT half a second into a start was lost),
+    and honoured before gunicorn takes the signals over."""
+
+    def __init__(self):
+        self.received = None
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._remember)
+
+    def _remember(self, signum, frame):
+        self.received = signum
+        raise KeyboardInterrupt
+
+    def check(self):
+        """Exit (0, as a stop does) when a stop signal came."""
+        if self.received is not None:
+            log.info("stopped by %s while starting", signal.Signals(self.received).name)
+            raise SystemExit(0)
+
+
 def cmd_serve(args):
+    startup = _StartupSignals()
+    try:
+        service = _start(args)
+        startup.check()
+    except KeyboardInterrupt:
+        startup.check()
+        raise
+    service.run()
+
+
+def _start(args):
+    """The service, loaded and ready to run."""
     settings = config.serve_config(args)
     logs.setup(settings.log_level, settings.log_format)
     log.info("ercot-fast %s starting: %s", __version__, settings.describe())
@@ -58,7 +93,7 @@ def cmd_serve(args):
             f"error: cannot write the store the processes share ({exc.strerror or exc}: {exc.filename}); "
             "free space there or choose another folder with --runtime-dir (or RUNTIME_DIR)"
         )
-    service.run()
+    return service
 
 
 def cmd_demo_data(args):

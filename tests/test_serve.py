@@ -177,3 +177,25 @@ def test_help_names_every_flag():
     text = build_parser()._subparsers._group_actions[0].choices["serve"].format_help()
     for flag in ("--data-dir", "--json-addr", "--flight-addr", "--workers", "--worker-class", "--max-range-days", "DATA_DIR", "JSON_ADDR", "FLIGHT_ADDR"):
         assert flag in text
+
+
+@pytest.mark.parametrize("after", [0.2, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.9])
+def test_a_stop_signal_while_starting_stops_it(fixture_utc_dir, after):
+    """Ctrl-C during the imports or the load (once seen lost inside a C
+    extension's import) stops the service: exit 0, no traceback, nothing left."""
+    proc = subprocess.Popen(
+        [ERCOT_FAST, "serve", "--data-dir", str(fixture_utc_dir), "--json-addr", f"127.0.0.1:{free_port()}",
+         "--flight-addr", f"127.0.0.1:{free_port()}", "--workers", "1", "--worker-class", "sync"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    time.sleep(after)
+    proc.send_signal(signal.SIGINT)
+    try:
+        log, _ = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        log, _ = proc.communicate()
+        raise AssertionError(f"serve kept running after SIGINT {after} s into its start:\n{log}")
+    assert proc.returncode == 0, log
+    assert "Traceback" not in log
+    assert gone(group=proc.pid)

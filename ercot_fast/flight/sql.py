@@ -26,7 +26,7 @@ from ercot_fast.config import DEFAULT_SQL_MAX_RESULT_MB, DEFAULT_SQL_MEMORY_MB, 
 from ercot_fast.errors import NotFoundError, SqlError, UnimplementedError
 from ercot_fast.flight import sql_messages as m
 from ercot_fast.sql import tables
-from ercot_fast.sql.engine import CATALOG, SCHEMA, SqlEngine
+from ercot_fast.sql.tables import CATALOG, SCHEMA
 
 SERVER_NAME = "ercot_fast"
 ACTIONS = (
@@ -109,6 +109,10 @@ class FlightSql:
         return m.command_name(raw)
 
     def engine(self, store):
+        # PERF: DuckDB is imported at the first query (250 ms), in the Flight
+        # child only, not at every start of the service nor in the HTTP workers
+        from ercot_fast.sql.engine import SqlEngine
+
         with self._lock:
             if self._engine is None or self._engine.store is not store:
                 time_limit_s, max_result_bytes, memory_mb = self._limits

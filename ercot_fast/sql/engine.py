@@ -16,9 +16,8 @@ import pyarrow as pa
 from ercot_fast.config import DEFAULT_SQL_MAX_RESULT_MB, DEFAULT_SQL_MEMORY_MB, DEFAULT_SQL_TIMEOUT
 from ercot_fast.errors import SqlError, SqlLimitError, SqlTimeoutError
 from ercot_fast.sql import tables
+from ercot_fast.sql.tables import CATALOG, SCHEMA
 
-CATALOG = "ercot"
-SCHEMA = "main"
 ALLOWED = (duckdb.StatementType.SELECT,)
 _ARROW = "_arrow_"  # prefix of the registered Arrow tables the catalog's views read
 _BATCH_ROWS = 65_536

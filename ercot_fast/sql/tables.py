@@ -26,11 +26,12 @@ import pyarrow as pa
 
 from ercot_fast import timeutil
 from ercot_fast.datasets import ANCILLARY_SERVICES, DATASETS, REAL_TIME_15MIN
-from ercot_fast.query.blocks import block_mask
+from ercot_fast.query.blocks import TILING, block_codes
 
+CATALOG = "ercot"  # where Flight SQL clients find the tables: ercot.main.day_ahead
+SCHEMA = "main"
 WIDE_SUFFIX = "_wide"
 TIME_COLUMNS = ("interval_start", "interval_end", "market_day", "hour_ending", "interval", "repeated_hour", "block")
-_BLOCKS = ("5x16", "2x16", "7x8")
 
 
 class SqlTable(NamedTuple):
@@ -58,9 +59,6 @@ def time_columns(dataset):
     of_day = wallclock % timeutil.MS_PER_DAY
     # the second pass through a wall-clock hour: an hour earlier it read the same
     repeated = wallclock == timeutil.central_wallclock(stamps - timeutil.MS_PER_HOUR)
-    blocks = np.full(len(stamps), 2, dtype=np.int8)  # 7x8 unless a peak hour
-    blocks[block_mask(stamps, "2x16")] = 1
-    blocks[block_mask(stamps, "5x16")] = 0
     columns = {
         "interval_start": pa.Array.from_buffers(pa.timestamp("ms", tz="UTC"), len(stamps), [None, pa.py_buffer(stamps)]),
         "interval_end": pa.array(stamps + dataset.interval_ms, pa.timestamp("ms", tz="UTC")),
@@ -68,7 +66,7 @@ def time_columns(dataset):
         "hour_ending": pa.array((of_day // timeutil.MS_PER_HOUR + 1).astype(np.int32)),
         "interval": pa.array((of_day % timeutil.MS_PER_HOUR // (15 * timeutil.MS_PER_MINUTE) + 1).astype(np.int32)),
         "repeated_hour": pa.array(repeated),
-        "block": pa.DictionaryArray.from_arrays(pa.array(blocks), pa.array(_BLOCKS)).cast(pa.utf8()),
+        "block": pa.DictionaryArray.from_arrays(pa.array(block_codes(wallclock)), pa.array(TILING)).cast(pa.utf8()),
     }
     if dataset.name != REAL_TIME_15MIN:
         del columns["interval"]

@@ -43,19 +43,13 @@ def nerc_holidays(year):
 
 def block_mask(timestamps, block):
     """True for each UTC interval start in ``timestamps`` that lies in ``block``."""
-    wallclock = timeutil.central_wallclock(timestamps)
-    days = wallclock // timeutil.MS_PER_DAY
-    hour_ending = (wallclock % timeutil.MS_PER_DAY) // timeutil.MS_PER_HOUR + 1
     if block == "7x24":
         return np.ones(len(timestamps), dtype=bool)
-    peak_hours = (hour_ending >= _PEAK_HOURS[0]) & (hour_ending <= _PEAK_HOURS[1])
+    wallclock = timeutil.central_wallclock(timestamps)
+    peak_hours = _peak_hours(wallclock)
     if block == "7x8":
         return ~peak_hours
-    off_days = timeutil.weekday(days) >= 5
-    if len(days):
-        years = range(timeutil.day_date(days.min()).year, timeutil.day_date(days.max()).year + 1)
-        holidays = [timeutil.day_number(d) for year in years for d in nerc_holidays(year)]
-        off_days |= np.isin(days, holidays)
+    off_days = _off_days(wallclock)
     if block == "5x16":
         return peak_hours & ~off_days
     if block == "2x16":
@@ -63,3 +57,32 @@ def block_mask(timestamps, block):
     if block == "offpeak":
         return ~(peak_hours & ~off_days)
     raise ValueError(f"unknown block {block!r}")
+
+
+#: the blocks that tile the week, as ``block_codes`` numbers them
+TILING = ("5x16", "2x16", "7x8")
+
+
+def block_codes(wallclock):
+    """The index in TILING of the block of each interval, from its Central
+    wall-clock start (ms, as ``timeutil.central_wallclock`` gives it)."""
+    peak_hours = _peak_hours(wallclock)
+    codes = np.full(len(wallclock), 2, dtype=np.int8)  # 7x8 unless a peak hour
+    codes[peak_hours] = np.where(_off_days(wallclock)[peak_hours], 1, 0)
+    return codes
+
+
+def _peak_hours(wallclock):
+    hour_ending = (wallclock % timeutil.MS_PER_DAY) // timeutil.MS_PER_HOUR + 1
+    return (hour_ending >= _PEAK_HOURS[0]) & (hour_ending <= _PEAK_HOURS[1])
+
+
+def _off_days(wallclock):
+    """True on Saturdays, Sundays and NERC holidays (as observed)."""
+    days = wallclock // timeutil.MS_PER_DAY
+    off_days = timeutil.weekday(days) >= 5
+    if len(days):
+        years = range(timeutil.day_date(days.min()).year, timeutil.day_date(days.max()).year + 1)
+        holidays = [timeutil.day_number(d) for year in years for d in nerc_holidays(year)]
+        off_days |= np.isin(days, holidays)
+    return off_days

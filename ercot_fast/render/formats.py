@@ -48,9 +48,7 @@ def render(store, query, format, layout):
         return render_csv(result, query.tz, layout)
     selection = arrow.Selection(result, layout, query.tz)
     schema = arrow.result_schema(selection, store.synthetic)
-    table = pa.Table.from_batches(
-        [batch for part, _ in arrow.result_parts(selection, schema) for batch in part.to_batches()], schema=schema
-    )
+    table = pa.concat_tables([schema.empty_table(), *(part for part, _ in arrow.result_parts(selection, schema))])
     sink = io.BytesIO()
     if format == ARROW:
         with pa.ipc.new_stream(sink, schema) as writer:

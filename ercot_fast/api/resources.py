@@ -12,7 +12,7 @@ from ercot_fast import health, timeutil
 from ercot_fast.api import encoding, openapi
 from ercot_fast.api.response_cache import PreparedAnswers
 from ercot_fast.errors import QueryError
-from ercot_fast.query.parse import parse_query
+from ercot_fast.query.parse import choice, parse_query
 from ercot_fast.render import formats
 from ercot_fast.render.arrow import LAYOUTS
 
@@ -147,11 +147,9 @@ class PricesResource:
 
 
 def _format(params, accept):
-    value = _given(params, "format")
+    value = choice(params, "format", tuple(formats.FORMATS))
     if value is not None:
-        if not isinstance(value, str) or value.strip().lower() not in formats.FORMATS:
-            raise QueryError(f"unknown format {value!r}", f"use format= one of {', '.join(formats.FORMATS)}")
-        return value.strip().lower()
+        return value
     if not accept:
         return formats.JSON
     try:
@@ -162,21 +160,13 @@ def _format(params, accept):
 
 
 def _layout(params, format):
-    value = _given(params, "layout")
+    value = choice(params, "layout", LAYOUTS, "use layout=wide or layout=long")
     default = formats.FORMATS[format].default_layout
     if value is None:
         return default
     if default is None:
         raise QueryError("layout is for format=csv, arrow or parquet", "drop layout, or add format=csv")
-    if not isinstance(value, str) or value.strip().lower() not in LAYOUTS:
-        raise QueryError(f"unknown layout {value!r}", "use layout=wide or layout=long")
-    return value.strip().lower()
-
-
-def _given(params, name):
-    """A parameter's value; None when it is absent or blank (as for every parameter)."""
-    value = params.get(name)
-    return None if isinstance(value, str) and not value.strip() else value
+    return value
 
 
 def _file_name(query, format):

@@ -169,22 +169,24 @@ def _bound_text(params, name):
 
 def _shaping(params):
     """(aggregate, stat, block) of the parameters, checked."""
-    aggregate = _choice(params, "aggregate", AGGREGATES)
-    stat = _choice(params, "stat", STATS)
+    aggregate = choice(params, "aggregate", AGGREGATES)
+    stat = choice(params, "stat", STATS)
     if stat is not None and aggregate is None:
         raise QueryError("stat needs an aggregate", f"add aggregate=daily (or {', '.join(AGGREGATES)}), or drop stat")
     if aggregate is not None and stat is None:
         stat = MEAN
-    block = _choice(params, "block", tuple(BLOCKS))
+    block = choice(params, "block", tuple(BLOCKS))
     return aggregate, stat, None if block is None else BLOCKS[block]
 
 
-def _choice(params, name, allowed):
+def choice(params, name, allowed, hint=None):
+    """The parameter ``name``, lowercased, one of ``allowed``; None when absent
+    or blank; else QueryError saying what to use (``hint``, or the list)."""
     value = _text(params, name, required=False)
     if value is None:
         return None
     if value.lower() not in allowed:
-        raise QueryError(f"unknown {name} {value!r}", f"use {name}= one of {', '.join(allowed)}")
+        raise QueryError(f"unknown {name} {value!r}", hint or f"use {name}= one of {', '.join(allowed)}")
     return value.lower()
 
 

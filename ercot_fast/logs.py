@@ -18,8 +18,7 @@ class JsonFormatter(logging.Formatter):
     """{"time": ..., "level": ..., "logger": ..., "message": ...} (and "exception")."""
 
     def format(self, record):
-        seconds = int(record.created)
-        when = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int(record.msecs):03d}Z"
+        when = f"{_second_text(int(record.created))}.{int(record.msecs):03d}Z"
         entry = {"time": when, "level": record.levelname, "logger": record.name, "message": record.getMessage()}
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
@@ -73,5 +72,10 @@ class Clock:
         second = int(now)
         if second != self._second:
             self._second = second
-            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._prefix = _second_text(second)
         return f"{self._prefix}.{int((now - second) * 1000):03d}Z"
+
+
+def _second_text(second):
+    """RFC 3339 UTC text of a whole second, without its zone: 2026-12-02T00:30:01."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))

@@ -25,11 +25,15 @@ DEFAULT_LOCATION = "grpc://localhost:50051"
 
 
 class PriceClient:
-    """A connection to an ercot-fast Flight server."""
+    """A connection to an ercot-fast Flight server. ``api_key``: the key to
+    send with every call when the service asks for one (else None);
+    ``connect_options``: those of ``pyarrow.flight.connect``."""
 
-    def __init__(self, location=DEFAULT_LOCATION, **connect_options):
+    def __init__(self, location=DEFAULT_LOCATION, api_key=None, **connect_options):
         self.location = location
         self._flight = flight.connect(location, **connect_options)
+        headers = [(b"authorization", f"Bearer {api_key}".encode())] if api_key else []
+        self._options = flight.FlightCallOptions(headers=headers)
 
     # --- Arrow tables --------------------------------------------------------
 
@@ -58,7 +62,7 @@ class PriceClient:
             ticket = json.dumps(ticket)
         if isinstance(ticket, str):
             ticket = ticket.encode()
-        return self._flight.do_get(flight.Ticket(ticket)).read_all()
+        return self._flight.do_get(flight.Ticket(ticket), options=self._options).read_all()
 
     # --- pandas --------------------------------------------------------------
 
@@ -82,12 +86,12 @@ class PriceClient:
             command = sql_messages.pack(sql_messages.CommandStatementQuery(query=query))
             return self._sql_result(command)
         request = sql_messages.pack(sql_messages.ActionCreatePreparedStatementRequest(query=query))
-        [created] = self._flight.do_action(flight.Action("CreatePreparedStatement", request))
+        [created] = self._flight.do_action(flight.Action("CreatePreparedStatement", request), options=self._options)
         handle = sql_messages.unpack(created.body.to_pybytes()).prepared_statement_handle
         command = sql_messages.pack(sql_messages.CommandPreparedStatementQuery(prepared_statement_handle=handle))
         try:
             values = pa.record_batch([pa.array([value]) for value in parameters], names=[str(i + 1) for i in range(len(parameters))])
-            writer, reader = self._flight.do_put(flight.FlightDescriptor.for_command(command), values.schema)
+            writer, reader = self._flight.do_put(flight.FlightDescriptor.for_command(command), values.schema, options=self._options)
             writer.write_batch(values)
             writer.done_writing()
             reader.read()
@@ -95,15 +99,15 @@ class PriceClient:
             return self._sql_result(command)
         finally:
             closing = sql_messages.pack(sql_messages.ActionClosePreparedStatementRequest(prepared_statement_handle=handle))
-            list(self._flight.do_action(flight.Action("ClosePreparedStatement", closing)))
+            list(self._flight.do_action(flight.Action("ClosePreparedStatement", closing), options=self._options))
 
     def sql_dataframe(self, query, parameters=None):
         """``sql(...)`` as a pandas DataFrame."""
         return _to_pandas(self.sql(query, parameters))
 
     def _sql_result(self, command):
-        info = self._flight.get_flight_info(flight.FlightDescriptor.for_command(command))
-        return pa.concat_tables([self._flight.do_get(endpoint.ticket).read_all() for endpoint in info.endpoints])
+        info = self._flight.get_flight_info(flight.FlightDescriptor.for_command(command), options=self._options)
+        return pa.concat_tables([self._flight.do_get(endpoint.ticket, options=self._options).read_all() for endpoint in info.endpoints])
 
     # --- the service ---------------------------------------------------------
 
@@ -120,7 +124,7 @@ class PriceClient:
         return self._action("describe")
 
     def _action(self, name):
-        results = list(self._flight.do_action(flight.Action(name, b"")))
+        results = list(self._flight.do_action(flight.Action(name, b""), options=self._options))
         return json.loads(results[0].body.to_pybytes())
 
     def close(self):
@@ -160,7 +164,8 @@ def _to_pandas(table):
     return table.to_pandas(split_blocks=True)
 
 
-def get_prices(start_date, end_date, hubs=None, price_type="day_ahead", *, location=DEFAULT_LOCATION, **options):
+def get_prices(start_date, end_date, hubs=None, price_type="day_ahead", *, location=DEFAULT_LOCATION, api_key=None,
+               **options):
     """One-off pull as a DataFrame: ``get_prices("2023-01-01", "2023-01-31", ["HB_NORTH"])``."""
-    with PriceClient(location) as prices:
+    with PriceClient(location, api_key) as prices:
         return prices.dataframe(start_date, end_date, hubs, price_type, **options)

@@ -16,6 +16,8 @@ DEFAULT_MIN_RELOAD_FRACTION = 0.9  # a reload with fewer rows than this share of
 DEFAULT_SQL_TIMEOUT = 30.0  # seconds one Flight SQL query may run
 DEFAULT_SQL_MAX_RESULT_MB = 512  # Arrow bytes of one Flight SQL answer
 DEFAULT_SQL_MEMORY_MB = 1024  # the SQL engine's working memory
+DEFAULT_MAX_RESPONSE_MB = 256  # largest HTTP answer body
+DEFAULT_REQUEST_TIMEOUT = 20.0  # seconds an HTTP request may compute (under gunicorn's 30 s worker timeout)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,14 +36,21 @@ class ServeConfig:
     stale_after: dict  # data set -> seconds; empty: off
     runtime_dir: str | None  # None: a new folder in the system's temporary folder
     log_level: str
-    access_log: bool = False
+    access_log: bool = True
     log_format: str = "text"
     sql_timeout: float = DEFAULT_SQL_TIMEOUT
     sql_max_result_mb: int = DEFAULT_SQL_MAX_RESULT_MB
     sql_memory_mb: int = DEFAULT_SQL_MEMORY_MB
+    api_keys_file: str | None = None
+    metrics_key: str | None = None
+    rate_limit: float | None = None  # requests per second per key or client; None: off
+    burst: int | None = None  # None: twice the rate's second
+    max_response_mb: int = DEFAULT_MAX_RESPONSE_MB
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
 
     def describe(self):
-        return " ".join(f"{k}={v}" for k, v in dataclasses.asdict(self).items())
+        shown = {k: ("***" if k == "metrics_key" and v else v) for k, v in dataclasses.asdict(self).items()}
+        return " ".join(f"{k}={v}" for k, v in shown.items())
 
 
 # option -> (environment variable, default, type)
@@ -60,11 +69,17 @@ _SERVE_SETTINGS = {
     "stale_after": ("STALE_AFTER", {}, lambda text: parse_stale_after(text)),  # NOTE: defined below
     "runtime_dir": ("RUNTIME_DIR", None, str),
     "log_level": ("LOG_LEVEL", "info", str),
-    "access_log": ("ACCESS_LOG", False, lambda text: parse_bool(text, "ACCESS_LOG")),
+    "access_log": ("ACCESS_LOG", True, lambda text: parse_bool(text, "ACCESS_LOG")),
     "log_format": ("LOG_FORMAT", "text", str),
     "sql_timeout": ("SQL_TIMEOUT", DEFAULT_SQL_TIMEOUT, float),
     "sql_max_result_mb": ("SQL_MAX_RESULT_MB", DEFAULT_SQL_MAX_RESULT_MB, int),
     "sql_memory_mb": ("SQL_MEMORY_MB", DEFAULT_SQL_MEMORY_MB, int),
+    "api_keys_file": ("API_KEYS_FILE", None, str),
+    "metrics_key": ("METRICS_KEY", None, str),
+    "rate_limit": ("RATE_LIMIT", None, lambda text: parse_rate(text)),  # NOTE: defined below
+    "burst": ("BURST", None, int),
+    "max_response_mb": ("MAX_RESPONSE_MB", DEFAULT_MAX_RESPONSE_MB, int),
+    "request_timeout": ("REQUEST_TIMEOUT", DEFAULT_REQUEST_TIMEOUT, float),
 }
 
 
@@ -134,8 +149,7 @@ def add_serve_arguments(parser):
         "--access-log",
         type=_argument(lambda text: parse_bool(text, "--access-log")),
         metavar="on|off",
-        help="one line per HTTP request and Flight call (env ACCESS_LOG; default off: it costs the polled tile "
-        "about a quarter of its requests/s, bench/README.md)",
+        help="one line per HTTP request and Flight call (env ACCESS_LOG; default on)",
     )
     parser.add_argument(
         "--sql-timeout",
@@ -152,6 +166,40 @@ def add_serve_arguments(parser):
         "--sql-memory-mb",
         type=int,
         help=f"working memory of the SQL engine (env SQL_MEMORY_MB; default {DEFAULT_SQL_MEMORY_MB})",
+    )
+    parser.add_argument(
+        "--api-keys-file",
+        metavar="FILE",
+        help="accept only these API keys, one name:key per line, read again on SIGHUP; keys may also come from "
+        "the environment variable API_KEYS=name:key,name:key (env API_KEYS_FILE; default: no keys, open to anyone)",
+    )
+    parser.add_argument(
+        "--metrics-key",
+        metavar="KEY",
+        help="the key /metrics asks for (env METRICS_KEY, better: it stays out of the process list; default: /metrics is open)",
+    )
+    parser.add_argument(
+        "--rate-limit",
+        type=_argument(parse_rate),
+        metavar="RATE",
+        help="requests per API key (or client address, without keys) for the whole service: 200/s, 6000/min "
+        "(env RATE_LIMIT; default off)",
+    )
+    parser.add_argument(
+        "--burst",
+        type=int,
+        help="requests a key may make at once before the rate applies (env BURST; default: two seconds' worth)",
+    )
+    parser.add_argument(
+        "--max-response-mb",
+        type=int,
+        help=f"largest HTTP answer; larger ones are refused with 413 (env MAX_RESPONSE_MB; default {DEFAULT_MAX_RESPONSE_MB})",
+    )
+    parser.add_argument(
+        "--request-timeout",
+        type=float,
+        metavar="SECONDS",
+        help=f"longest an HTTP request may compute before a 503 (env REQUEST_TIMEOUT; default {DEFAULT_REQUEST_TIMEOUT:g})",
     )
 
 
@@ -194,6 +242,19 @@ def parse_stale_after(text):
     return ages
 
 
+def parse_rate(text):
+    """'200/s', '6000/min', '100/h' -> requests per second."""
+    count, sep, unit = text.strip().lower().partition("/")
+    per = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}.get(unit.strip())
+    try:
+        number = float(count) if sep else 0.0
+    except ValueError:
+        number = 0.0
+    if per is None or not 0 < number < 1e9:
+        raise ValueError(f"{text!r} is not a rate like 200/s, 6000/min or 100/h")
+    return number / per
+
+
 def parse_bool(text, name):
     if text.strip().lower() in ("1", "true", "yes", "on"):
         return True
@@ -231,6 +292,12 @@ def serve_config(args, environ=os.environ):
         raise SystemExit(f"error: log format {config.log_format!r}: use text or json")
     if config.sql_timeout <= 0 or config.sql_max_result_mb < 1 or config.sql_memory_mb < 64:
         raise SystemExit("error: --sql-timeout must be positive, --sql-max-result-mb at least 1, --sql-memory-mb at least 64")
+    if config.burst is not None and config.burst < 1:
+        raise SystemExit("error: --burst must be at least 1")
+    if config.max_response_mb < 1 or config.request_timeout <= 0:
+        raise SystemExit("error: --max-response-mb must be at least 1 and --request-timeout positive")
+    if config.metrics_key is not None and len(config.metrics_key) < 16:
+        raise SystemExit("error: --metrics-key must have at least 16 characters")
     split_addr(config.json_addr)
     split_addr(config.flight_addr)
     if config.flight_addr == config.json_addr:

@@ -35,6 +35,14 @@ class RangeTooLargeError(QueryError):
         super().__init__(message, details, about=TOO_LARGE)
 
 
+class ResponseTooLargeError(ErcotFastError):
+    """An HTTP answer over the configured size limit (HTTP 413)."""
+
+
+class RequestTimeoutError(ErcotFastError):
+    """An HTTP answer still computing when the request time limit ran out (HTTP 503)."""
+
+
 class NotFoundError(ErcotFastError, KeyError):
     """A Flight descriptor or action that does not exist (gRPC NOT_FOUND)."""
 

@@ -42,22 +42,27 @@ def setup(level, log_format=TEXT):
 
 
 def access_line(log_format):
-    """``line(when, method, route, status, size, microseconds, client)`` -> the
-    access log's line (with its newline) in ``log_format``."""
+    """``line(when, method, route, status, size, microseconds, client, key)``
+    -> the access log's line (with its newline) in ``log_format``; ``key``:
+    the API key's name, or ``-``."""
     return _json_access if log_format == JSON else _text_access
 
 
-def _text_access(when, method, route, status, size, microseconds, client):
-    return f"{when} {method} {route} {status} {size} {microseconds}us {client}\n"
+def _text_access(when, method, route, status, size, microseconds, client, key):
+    return f"{when} {method} {route} {status} {size} {microseconds}us {client} {key}\n"
 
 
-def _json_access(when, method, route, status, size, microseconds, client):
+def _json_access(when, method, route, status, size, microseconds, client, key):
     # PERF: written by hand, not json.dumps: every field is a number or a word
     # the callers vouch for (a known method and route, a status, an address)
     status = status if status.isdigit() else f'"{status}"'
     size = size if isinstance(size, int) or str(size).isdigit() else f'"{size}"'
     return (f'{{"time": "{when}", "method": "{method}", "route": "{route}", "status": {status}, "bytes": {size}, '
-            f'"microseconds": {microseconds}, "client": "{client}"}}\n')
+            f'"microseconds": {microseconds}, "client": "{client}", "api_key": {_json_key(key)}}}\n')
+
+
+def _json_key(key):
+    return "null" if key == "-" else f'"{key}"'
 
 
 class Clock:

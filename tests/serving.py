@@ -5,6 +5,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import sys
 import time
 import urllib.error
@@ -23,9 +24,9 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def fetch(url):
+def fetch(url, headers=None):
     try:
-        with urllib.request.urlopen(url, timeout=10) as resp:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=10) as resp:
             return resp.status, resp.headers, resp.read()
     except urllib.error.HTTPError as err:
         return err.code, err.headers, err.read()
@@ -53,12 +54,21 @@ class Served:
             text=True,
             start_new_session=True,  # its own process group: Ctrl-C can be sent to all of it
         )
+        # NOTE: read as it comes (the access log is on): a full pipe would block the server's writes
+        self._output = []
+        self._reader = threading.Thread(target=lambda: self._output.extend(self.proc.stdout), daemon=True)
+        self._reader.start()
+
+    def output(self):
+        """What the service has written so far (stdout and stderr)."""
+        return "".join(self._output)
 
     def wait_ready(self, timeout=120):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"serve exited with {self.proc.returncode}:\n{self.proc.stdout.read()}")
+                self._reader.join(timeout=10)
+                raise AssertionError(f"serve exited with {self.proc.returncode}:\n{self.output()}")
             try:
                 return fetch(self.base + "/api/health")
             except OSError:
@@ -92,7 +102,8 @@ class Served:
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.kill_all()
-        return self.proc.stdout.read()
+        self._reader.join(timeout=30)
+        return self.output()
 
     def kill_all(self):
         try:

@@ -13,7 +13,7 @@ from ercot_fast.api.fastpath import ANSWERED_BY, FAST_PATH
 from serving import Served, fetch
 
 TILE = "start_date=2021-02-10&end_date=2021-02-16&hubs=HB_NORTH,HB_WEST&price_type=day_ahead"
-TEXT_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (GET|POST|HEAD|-) (\S+) (\d{3}) (\d+|-) (\d+)us (\S+)$")
+TEXT_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (GET|POST|HEAD|-) (\S+) (\d{3}) (\d+|-) (\d+)us (\S+) (\S+)$")
 
 
 def logged(store, log_format, requests):
@@ -44,7 +44,7 @@ def test_text_lines_for_both_paths_and_unknown_routes(utc_store):
     assert len(lines) == 4 and FAST_PATH in paths  # the repeated poll was answered by the fast path, and logged
     fields = [TEXT_LINE.match(line).groups() for line in lines]
     assert fields[0][:4] == ("GET", "/api/prices", "200", fields[1][3]) and int(fields[0][3]) > 1000
-    assert fields[1][:3] == ("GET", "/api/prices", "200") and fields[1][5] == "10.1.2.3"
+    assert fields[1][:3] == ("GET", "/api/prices", "200") and fields[1][5:] == ("10.1.2.3", "-")
     assert fields[2][:3] == ("GET", "-", "404")  # a raw path is never logged (no line breaks forged into the log)
     assert fields[3][:3] == ("POST", "/api/health", "405")
 
@@ -52,7 +52,8 @@ def test_text_lines_for_both_paths_and_unknown_routes(utc_store):
 def test_json_lines(utc_store):
     lines, _ = logged(utc_store, "json", [("GET", "/api/prices", TILE), ("GET", "/api/prices", "price_type=nope")])
     first, second = map(json.loads, lines)
-    assert set(first) == {"time", "method", "route", "status", "bytes", "microseconds", "client"}
+    assert set(first) == {"time", "method", "route", "status", "bytes", "microseconds", "client", "api_key"}
+    assert first["api_key"] is None
     assert (first["status"], second["status"], first["route"], first["client"]) == (200, 400, "/api/prices", "10.1.2.3")
     assert int(first["bytes"]) > 1000 and first["microseconds"] >= 0
 
@@ -61,8 +62,8 @@ def test_log_formats_are_the_configs():
     assert config.LOG_FORMATS == logs.FORMATS
 
 
-def test_serve_logs_json_and_the_access_log_when_asked(utc_dir):
-    for args, want_access in ((["--log-format", "json", "--access-log", "on"], True), ([], False)):
+def test_serve_logs_json_and_the_access_log_unless_it_is_off(utc_dir):
+    for args, want_access in ((["--log-format", "json"], True), (["--access-log", "off"], False)):
         served = Served(["--data-dir", str(utc_dir), "--workers", "1", "--worker-class", "sync", *args], {})
         try:
             served.wait_ready()
@@ -84,12 +85,13 @@ def test_flight_calls_are_logged(utc_store):
     import pyarrow as pa
     import pyarrow.flight as flight
 
-    from ercot_fast.flight import access_log as flight_access_log
+    from ercot_fast.access.keys import ApiKeys
+    from ercot_fast.flight.seam import Seam
     from ercot_fast.flight.server import PriceFlightServer
 
     read, write = os.pipe()
     server = PriceFlightServer(utc_store, "grpc://127.0.0.1:0", 1000,
-                               middleware={"access_log": flight_access_log.AccessLog("json", fd=write)})
+                               middleware={Seam.NAME: Seam(ApiKeys, log_format="json", fd=write)})
     try:
         with flight.connect(f"grpc://127.0.0.1:{server.port}") as client:
             client.do_get(flight.Ticket(b'{"dataset": "day_ahead", "hubs": ["HB_NORTH"]}')).read_all()

@@ -7,14 +7,15 @@ most that quarter second of lines.
 
 Fields: the time the request arrived (UTC, ms), method, route (``-`` for a
 path that is no route: a raw path is never logged), status, body bytes,
-microseconds spent answering, and the client address. Text::
+microseconds spent answering, the client address and the API key's name
+(``-`` without one). Text::
 
-    2026-12-02T00:30:01.123Z GET /api/prices 200 5912 41us 127.0.0.1
+    2026-12-02T00:30:01.123Z GET /api/prices 200 5912 41us 127.0.0.1 desk-a
 
 or JSON (``--log-format json``), one object per line::
 
     {"time": "2026-12-02T00:30:01.123Z", "method": "GET", "route": "/api/prices", "status": 200,
-     "bytes": 5912, "microseconds": 41, "client": "127.0.0.1"}
+     "bytes": 5912, "microseconds": 41, "client": "127.0.0.1", "api_key": "desk-a"}
 """
 import atexit
 import os
@@ -23,6 +24,7 @@ import threading
 import time
 
 from ercot_fast import logs
+from ercot_fast.api.seam import KEY_NAME
 
 _METHODS = frozenset(("GET", "HEAD", "POST", "OPTIONS", "PUT", "DELETE", "PATCH"))
 _ADDRESS = re.compile(r"[0-9A-Fa-f:.]{1,45}")  # IPv4 or IPv6: nothing to escape in a log line
@@ -60,6 +62,7 @@ def layer(routes, log_format=logs.TEXT, fd=2):
                 size,
                 int((perf_counter() - started) * 1e6),
                 client if client in _seen_clients or _known_client(client) else "-",
+                environ.get(KEY_NAME, "-"),
             ))
             return body
 

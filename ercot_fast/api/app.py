@@ -17,7 +17,14 @@ from ercot_fast.api.resources import (
     json_bytes,
 )
 from ercot_fast.api.response_cache import ResponseCache
-from ercot_fast.config import DEFAULT_CACHE_MB, DEFAULT_MAX_AGE, DEFAULT_MAX_RANGE_DAYS, DEFAULT_MAX_SERIES
+from ercot_fast.config import (
+    DEFAULT_CACHE_MB,
+    DEFAULT_MAX_AGE,
+    DEFAULT_MAX_RANGE_DAYS,
+    DEFAULT_MAX_RESPONSE_MB,
+    DEFAULT_MAX_SERIES,
+    DEFAULT_REQUEST_TIMEOUT,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,18 +45,22 @@ def create_app(
     max_series=DEFAULT_MAX_SERIES,
     problems=(),
     stale_after=None,
+    max_response_mb=DEFAULT_MAX_RESPONSE_MB,
+    request_timeout=DEFAULT_REQUEST_TIMEOUT,
 ):
     """The WSGI app over ``store`` (already loaded: the app never reads files).
 
     ``cache_mb``: per-worker response cache size (0 turns it off);
     ``max_age``: seconds a client or proxy may reuse a price answer unrevalidated;
     ``layers``: WSGI layers of the seam, outermost first, after CORS;
-    ``problems``, ``stale_after``: what health reports (``health.check``).
+    ``problems``, ``stale_after``: what health reports (``health.check``);
+    ``max_response_mb``: largest body (413 over it); ``request_timeout``:
+    seconds an answer may compute (503 past it; only in the main thread).
     """
     app = falcon.App()
     app.req_options.auto_parse_qs_csv = False  # hubs=A,B stays one string: the query layer splits it
     cache = ResponseCache(cache_mb * 1024 * 1024) if cache_mb > 0 else None
-    prices = PricesResource(store, max_range_days, max_series, cache, max_age)
+    prices = PricesResource(store, max_range_days, max_series, cache, max_age, max_response_mb * 1024 * 1024, request_timeout)
     app.add_route("/api/prices", prices)
     app.add_route("/api/health", HealthResource(store, problems, stale_after))
     app.add_route("/api/available_hubs", AvailableHubsResource(store))
@@ -57,6 +68,8 @@ def create_app(
     app.set_error_serializer(_serialize_error)
     app.add_error_handler(Exception, _internal_error)
     app.add_error_handler(errors.QueryError, _bad_request)
+    app.add_error_handler(errors.ResponseTooLargeError, _too_large)
+    app.add_error_handler(errors.RequestTimeoutError, _timed_out)
     app.add_error_handler(falcon.HTTPRouteNotFound, _not_found)
     app.add_error_handler(falcon.HTTPMethodNotAllowed, _method_not_allowed)
     return seam.compose(PollFastPath(app, prices), [seam.cors, *layers])
@@ -65,12 +78,13 @@ def create_app(
 class LiveApp:
     """A worker's WSGI entry: the app over the store the master publishes
     (``store.shared``), rebuilt over the new one when the master publishes
-    again, between two requests. ``build(store, problems)`` makes the app."""
+    again, between two requests. ``build(follower)`` makes the app of what
+    the follower holds (store, problems, API keys)."""
 
     def __init__(self, follower, build):
         self._follower = follower
         self._build = build
-        self._app = build(follower.store, follower.problems)
+        self._app = build(follower)
 
     def __call__(self, environ, start_response):
         if self._follower.changed():
@@ -80,7 +94,7 @@ class LiveApp:
     def follow(self):
         """Swap to what the master published last, if anything."""
         if self._follower.refresh():
-            self._app = self._build(self._follower.store, self._follower.problems)
+            self._app = self._build(self._follower)
             # NOTE: the old app is cyclic garbage holding the old store's
             # mapping: free it now, not at some later full collection
             gc.collect()
@@ -96,6 +110,15 @@ def _bad_request(req, resp, exc, params):
     hint = HINTS.get(exc.about)
     details = f"{exc.details}; {hint}" if hint else exc.details
     raise falcon.HTTPBadRequest(title=exc.message, description=details)
+
+
+def _too_large(req, resp, exc, params):
+    raise falcon.HTTPContentTooLarge(title=exc.message, description=exc.details)
+
+
+def _timed_out(req, resp, exc, params):
+    log.warning("request stopped at the time limit: %s %s", req.method, req.relative_uri)
+    raise falcon.HTTPServiceUnavailable(title=exc.message, description=exc.details)
 
 
 def _not_found(req, resp, exc, params):

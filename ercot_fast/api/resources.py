@@ -10,8 +10,9 @@ from falcon import mediatypes
 
 from ercot_fast import health, timeutil
 from ercot_fast.api import encoding, openapi
+from ercot_fast.api.deadline import Deadline
 from ercot_fast.api.response_cache import PreparedAnswers
-from ercot_fast.errors import QueryError
+from ercot_fast.errors import QueryError, ResponseTooLargeError
 from ercot_fast.query.parse import choice, parse_query
 from ercot_fast.render import formats
 from ercot_fast.render.arrow import LAYOUTS
@@ -22,6 +23,9 @@ QUERY_KEYS = ("start_date", "end_date", "hubs", "price_type", "resolution", "tz"
 BODY_KEYS = QUERY_KEYS + ("format", "layout")
 _ACCEPTABLE = list(formats.MEDIA_TYPES)  # NOTE: best_match breaks ties by the first: JSON
 _COMPRESSED = (formats.JSON, formats.CSV)  # Arrow and Parquet bodies are binary: not compressed
+_MIN_CELL_BYTES = 2  # no format writes a price in fewer bytes: the floor of a body's size, before it is made
+_MB = 1024 * 1024
+_TOO_LARGE_HINT = "ask for a shorter range, fewer settlement points or an aggregate, or use Arrow Flight for bulk pulls"
 
 
 def json_bytes(obj):
@@ -53,11 +57,13 @@ class PricesResource:
     query, representation) only, so the ETag is derived from those without
     rendering, and a matching If-None-Match answers 304 at once."""
 
-    def __init__(self, store, max_range_days, max_series, cache, max_age):
+    def __init__(self, store, max_range_days, max_series, cache, max_age, max_bytes=None, time_limit=None):
         self._store = store
         self._max_range_days = max_range_days
         self._max_series = max_series
         self._cache = cache  # ResponseCache or None
+        self._max_bytes = max_bytes  # of a body, or None
+        self._deadline = Deadline(time_limit)
         self.prepared = PreparedAnswers()
         self.max_age = max_age
 
@@ -66,7 +72,9 @@ class PricesResource:
         answer = self.prepared.get(key)
         if answer is None:
             answer = self._prepare(req.params, req)
-            self.prepared.remember(key, answer)
+            self._answer(req, resp, answer)
+            self.prepared.remember(key, answer)  # NOTE: once answered: the fast path repeats only answers that can be given
+            return
         self._answer(req, resp, answer)
 
     on_head = on_get  # the GET's headers, no body (Falcon drops it): curl -I, monitors
@@ -136,14 +144,32 @@ class PricesResource:
         cached = cache.get(key) if cache is not None else None
         if cached is not None:
             return cached
-        if answer.encoding is None:
-            made = (formats.render(self._store, answer.query, answer.format, answer.layout), None)
-        else:
-            plain, _ = self.body(answer._replace(encoding=None, cache_key=key[:3] + (None,)))
-            made = (encoding.CODERS[answer.encoding](plain), answer.encoding) if len(plain) >= encoding.MIN_BYTES else (plain, None)
+        with self._deadline:
+            if answer.encoding is None:
+                made = (self._render(answer), None)
+            else:
+                plain, _ = self.body(answer._replace(encoding=None, cache_key=key[:3] + (None,)))
+                made = (encoding.CODERS[answer.encoding](plain), answer.encoding) if len(plain) >= encoding.MIN_BYTES else (plain, None)
         if cache is not None:
             cache.put(key, made, len(made[0]))
         return made
+
+
+    def _render(self, answer):
+        """The plain body, refused (413) when over the size limit: at once
+        when even its floor is, before it is made."""
+        limit = self._max_bytes
+        query = answer.query
+        if limit is not None and not query.shaped and query.cells() * _MIN_CELL_BYTES > limit:
+            raise self._too_large(f"at least {query.cells() * _MIN_CELL_BYTES / _MB:.0f} MB")
+        body = formats.render(self._store, query, answer.format, answer.layout)
+        if limit is not None and len(body) > limit:
+            raise self._too_large(f"{len(body) / _MB:.1f} MB")
+        return body
+
+    def _too_large(self, size):
+        return ResponseTooLargeError(
+            f"the answer would be {size}, over the limit of {self._max_bytes / _MB:g} MB for one HTTP answer", _TOO_LARGE_HINT)
 
 
 def _format(params, accept):

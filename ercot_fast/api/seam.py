@@ -1,11 +1,15 @@
 """The one WSGI seam of the HTTP API: every request, whichever path answers
 it (the polling fast path or Falcon), passes the layers composed here, in
-order. Cross-cutting concerns attach here and nowhere else: CORS now;
-authentication, metrics and access logs as they arrive.
+order. Cross-cutting concerns attach here and nowhere else: CORS, the access
+log (``api.access_log``), API keys and rate limits (``api.guard``).
 
 A layer is a function ``layer(app) -> app`` of WSGI apps. After the inner app
-has run, ``environ[fastpath.ANSWERED_BY]`` names the path that answered.
+has run, ``environ[fastpath.ANSWERED_BY]`` names the path that answered, and
+``environ[KEY_NAME]`` the API key accepted, if any.
 """
+
+#: environ key: the name of the API key a request was accepted with (``api.guard``)
+KEY_NAME = "ercot_fast.api_key"
 
 
 def compose(app, layers):

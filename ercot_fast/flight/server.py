@@ -1,9 +1,9 @@
 """The Arrow Flight server: the store and the query layer of the HTTP API,
 served as Arrow record batches to any ``pyarrow.flight`` client.
 
-Cross-cutting work (authentication, metrics, logs) attaches at one seam: the
-``middleware`` of ``PriceFlightServer`` (``pyarrow.flight``'s
-``ServerMiddlewareFactory`` per name), which sees every call.
+Cross-cutting work (API keys, the rate limit, metrics, logs) attaches at one
+seam (``flight.seam``): a middleware of ``PriceFlightServer`` that sees every
+call, and ``admit`` in every method that answers one.
 
 ``serve`` is the supervised child's target (``serve.supervisor``): the
 server runs in one child forked from the gunicorn master after the store is
@@ -19,9 +19,10 @@ import traceback
 import pyarrow.flight as flight
 
 from ercot_fast import health, timeutil
+from ercot_fast.access.keys import ApiKeys
 from ercot_fast.config import DEFAULT_MAX_RANGE_DAYS
 from ercot_fast.errors import NotFoundError, QueryError, SqlError, SqlTimeoutError, UnimplementedError
-from ercot_fast.flight import access_log, sql, tickets
+from ercot_fast.flight import seam, sql, tickets
 from ercot_fast.flight.tickets import DESCRIPTORS, TICKET_HINT
 from ercot_fast.render import arrow
 
@@ -43,11 +44,12 @@ def location_of(addr):
 
 
 def serve(child, follower, addr, max_range_days=DEFAULT_MAX_RANGE_DAYS, stale_after=None, sql_limits=(),
-          access_log_format=None):
+          access_log_format=None, limit=None):
     """The Flight child's target: serve the published store (``follower``)
     on ``addr`` until stopped; ``sql_limits``: Flight SQL's (time limit s,
-    result MB, memory MB); ``access_log_format``: text or json, None: no access log."""
-    middleware = {"access_log": access_log.AccessLog(access_log_format)} if access_log_format else {}
+    result MB, memory MB); ``access_log_format``: text or json, None: no
+    access log; ``limit``: the rate limit (``access.limits``) or None."""
+    middleware = {seam.Seam.NAME: seam.Seam(_api_keys_of(follower), limit, access_log_format)}
     server = PriceFlightServer(follower.store, location_of(addr), max_range_days, follower=follower, stale_after=stale_after,
                                flight_sql=sql.FlightSql(*sql_limits), middleware=middleware)
     log.info("Arrow Flight serving on %s (pid %d, port %d)", location_of(addr), os.getpid(), server.port)
@@ -55,6 +57,21 @@ def serve(child, follower, addr, max_range_days=DEFAULT_MAX_RANGE_DAYS, stale_af
     while child.wait_for_stop(timeout=FOLLOW_SECONDS) is None:
         server.follow()  # an idle server lets go of a replaced store too
     server.shutdown()  # lets streams in flight finish; the master bounds the wait
+
+
+def _api_keys_of(follower):
+    """``current()`` -> the ApiKeys the master published last."""
+    made = [None, ApiKeys()]
+
+    def current():
+        if follower.changed():
+            follower.refresh()
+        digests = follower.api_keys
+        if digests is not made[0]:
+            made[:] = [digests, ApiKeys(digests)]
+        return made[1]
+
+    return current
 
 
 class _ClientError(Exception):
@@ -106,6 +123,7 @@ def _answers_errors(method):
     def wrapper(self, context, *args):
         try:
             self.follow()
+            seam.admit(context)
             return method(self, context, *args)
         except QueryError as exc:
             log.info("%s rejected: %s", method.__name__, exc.message)
@@ -143,6 +161,17 @@ def _is_flight_sql(descriptor):
     return descriptor.descriptor_type == flight.DescriptorType.CMD and sql.FlightSql.handles(descriptor.command) is not None
 
 
+class _HandshakeInTheSeam(flight.ServerAuthHandler):
+    """Accepts every Handshake: the seam checks its basic-auth header and
+    answers it with the bearer token (no key configured: nothing to check)."""
+
+    def authenticate(self, outgoing, incoming):
+        pass
+
+    def is_valid(self, token):
+        return ""
+
+
 class PriceFlightServer(flight.FlightServerBase):
     """Flight over an already loaded store (never reads files). Serving
     starts when constructed; ``shutdown()`` stops it.
@@ -157,11 +186,12 @@ class PriceFlightServer(flight.FlightServerBase):
         self, store, location, max_range_days=DEFAULT_MAX_RANGE_DAYS, middleware=None, follower=None, stale_after=None,
         flight_sql=None, **kwargs,
     ):
-        super().__init__(location, middleware=middleware or {}, **kwargs)
+        super().__init__(location, middleware=middleware or {}, auth_handler=_HandshakeInTheSeam(), **kwargs)
         self._sql = flight_sql or sql.FlightSql()
         self._store = store
         self._problems = follower.problems if follower else ()
         self._follower = follower
+        self._generation = follower.generation if follower else None
         self._stale_after = stale_after
         self._max_range_days = max_range_days
         self._dataset_infos = {}  # descriptor name -> FlightInfo of the current store
@@ -169,10 +199,16 @@ class PriceFlightServer(flight.FlightServerBase):
     def follow(self):
         """Swap to the store the master published last, if it changed."""
         follower = self._follower
-        if follower is not None and follower.changed() and follower.refresh():
-            self._store, self._problems, self._dataset_infos = follower.store, follower.problems, {}
-            self._sql.release()
-            gc.collect()  # NOTE: the old FlightInfos and store: their mapping goes now
+        if follower is None:
+            return
+        if follower.changed():
+            follower.refresh()  # NOTE: the seam may have refreshed it first (for the API keys): compare generations
+        if follower.generation != self._generation:
+            self._generation, self._problems = follower.generation, follower.problems
+            if follower.store is not self._store:
+                self._store, self._dataset_infos = follower.store, {}
+                self._sql.release()
+                gc.collect()  # NOTE: the old FlightInfos and store: their mapping goes now
 
     def _selection(self, descriptor):
         """(Selection, ticket bytes) of a path or command descriptor."""

@@ -66,6 +66,11 @@ class PriceQuery(NamedTuple):
         """True when a block or an aggregate reshapes the intervals."""
         return self.aggregate is not None or self.block is not None
 
+    def cells(self):
+        """How many prices the range holds at most: intervals x series (at least one)."""
+        step = _interval_ms(self.price_type, self.resolution)
+        return ((self.end_ms - self.start_ms) // step + 1) * max(1, len(self.series))
+
     def changes_at(self, now):
         """For a relative query: the instant (UTC ms) after ``now`` at which
         its bounds, resolved again, would select other intervals (the next

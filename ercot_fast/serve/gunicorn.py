@@ -22,7 +22,9 @@ from gunicorn.arbiter import Arbiter
 from gunicorn.glogging import Logger
 
 from ercot_fast import health, logs
-from ercot_fast.api import access_log
+from ercot_fast.access import keys
+from ercot_fast.access.limits import RateLimit
+from ercot_fast.api import access_log, guard
 from ercot_fast.api.app import ROUTES, LiveApp, create_app
 from ercot_fast.errors import ChildStartError
 from ercot_fast.flight import server as flight_server
@@ -74,6 +76,8 @@ class PriceService(BaseApplication):
         self.publisher = Publisher(settings.runtime_dir)
         self._owner = os.getpid()
         try:
+            self.publisher.set_api_keys(self._read_api_keys().digests)
+            self.limit = self._rate_limit()
             self.publisher.publish(loaded)
             del loaded
             return_freed_memory()  # before the workers fork: they must not inherit the loaded arrays
@@ -82,7 +86,7 @@ class PriceService(BaseApplication):
             sql_limits = (settings.sql_timeout, settings.sql_max_result_mb, settings.sql_memory_mb)
             access_log_format = settings.log_format if settings.access_log else None
             self._flight_args = (follower, settings.flight_addr, settings.max_range_days, settings.stale_after, sql_limits,
-                                 access_log_format)
+                                 access_log_format, self.limit)
             self._reload = None  # the ChildCall loading a reload, while one runs
             self._reload_folder = None
             self._reload_again = False
@@ -91,17 +95,44 @@ class PriceService(BaseApplication):
             self.publisher.close()
             raise
 
-    def _build_app(self, prices, problems):
+    def _read_api_keys(self):
+        """The keys of --api-keys-file and API_KEYS; at startup an error stops
+        the service (SystemExit), on SIGHUP the caller keeps the old keys."""
+        try:
+            accepted = keys.load(self.settings.api_keys_file, os.environ.get(keys.ENV))
+        except ValueError as exc:
+            raise SystemExit(f"error: {exc}") from None
+        if accepted.enabled:
+            log.info("API keys required: %d accepted (%s)", len(accepted.digests), ", ".join(accepted.digests))
+        else:
+            log.warning("no API keys configured (--api-keys-file or API_KEYS): anyone who can reach %s and %s reads "
+                        "every price", self.settings.json_addr, self.settings.flight_addr)
+        return accepted
+
+    def _rate_limit(self):
         s = self.settings
+        if s.rate_limit is None:
+            return None
+        burst = s.burst or max(1, round(2 * s.rate_limit))
+        limit = RateLimit(s.rate_limit, burst, self.publisher.directory)
+        log.info("rate limit: %s per API key (or client address)", limit.describe())
+        return limit
+
+    def _build_app(self, follower):
+        s = self.settings
+        layers = [access_log.layer(ROUTES, s.log_format)] if s.access_log else []
+        layers.append(guard.layer(keys.ApiKeys(follower.api_keys), self.limit, s.metrics_key))
         return create_app(
-            prices,
+            follower.store,
             s.max_range_days,
             s.response_cache_mb,
             s.cache_max_age,
-            layers=[access_log.layer(ROUTES, s.log_format)] if s.access_log else (),
+            layers=layers,
             max_series=s.max_series,
-            problems=problems,
+            problems=follower.problems,
             stale_after=s.stale_after,
+            max_response_mb=s.max_response_mb,
+            request_timeout=s.request_timeout,
         )
 
     def load_config(self):
@@ -154,7 +185,9 @@ class PriceService(BaseApplication):
         """SIGHUP: load the data directory again, in a child (its memory, or
         a crash in a corrupt file, stays out of the master, which goes on
         minding its workers); ``finish_reload`` publishes what it loaded. A
-        SIGHUP during a reload starts one more after it."""
+        SIGHUP during a reload starts one more after it. The API keys are
+        read again at once."""
+        self._reload_api_keys()
         if self._reload is not None:
             self._reload_again = True
             return
@@ -164,6 +197,16 @@ class PriceService(BaseApplication):
             reload.load_and_write, self.data_dir, self._follower.store, s.min_reload_fraction, s.allow_shrink,
             str(self._reload_folder),
         )
+
+    def _reload_api_keys(self):
+        try:
+            accepted = self._read_api_keys()
+        except SystemExit as exc:
+            log.error("API keys not reloaded, the ones before still hold: %s", str(exc).removeprefix("error: "))
+            return
+        if accepted.digests != self.publisher.api_keys:
+            self.publisher.set_api_keys(accepted.digests)
+            self._follower.refresh()
 
     def finish_reload(self):
         """From the arbiter's loop: when the loader is done, publish the new

@@ -2,7 +2,8 @@
 
 The master publishes: it writes each store it loads as a snapshot
 (``store.snapshot``) into a runtime folder, then a small state file naming the
-current snapshot and the master's problems (a refused or failed reload), then
+current snapshot, the master's problems (a refused or failed reload) and the
+digests of the accepted API keys (``access.keys``), then
 bumps a generation counter: eight bytes in a memory-mapped file. Every serving
 process (HTTP workers, the Flight child) follows: before each request it reads
 the counter, and when it has moved it opens the current snapshot and swaps to
@@ -64,6 +65,7 @@ class Publisher:
         with open(path, "r+b") as f:
             self._counter = mmap.mmap(f.fileno(), 8)
         self.problems = ()
+        self.api_keys = {}
 
     def publish(self, store, problems=()):
         """Serve ``store`` from now on (the processes map it from its files).
@@ -91,9 +93,15 @@ class Publisher:
         self._generation += 1
         self._announce(problems)
 
+    def set_api_keys(self, digests):
+        """Keep the store; tell every process the accepted keys ({name: digest}) changed."""
+        self.api_keys = dict(digests)
+        if self._snapshots:  # NOTE: before the first store, publish() announces them
+            self.set_problems(self.problems)
+
     def _announce(self, problems):
         self.problems = tuple(problems)
-        state = {"snapshot": self._snapshots[-1].name, "problems": list(self.problems)}
+        state = {"snapshot": self._snapshots[-1].name, "problems": list(self.problems), "api_keys": self.api_keys}
         write_atomically(self.directory / _STATE, json.dumps(state).encode())
         self._counter[:8] = self._generation.to_bytes(8, "little")
 
@@ -101,7 +109,8 @@ class Publisher:
         """A Follower of what was published last, its store mapped (processes
         forked later inherit it and follow on their own)."""
         current = self._snapshots[-1]
-        return Follower(self.directory, snapshot.open_store(current), self.problems, self._generation, current.name)
+        return Follower(self.directory, snapshot.open_store(current), self.problems, self._generation, current.name,
+                        self.api_keys)
 
     def close(self):
         self._counter.close()
@@ -109,16 +118,17 @@ class Publisher:
 
 
 class Follower:
-    """A serving process's side: the current store and problems, refreshed
+    """A serving process's side: the current store, problems and API keys, refreshed
     when the master's generation moves. Thread-safe (Flight serves calls on
     several threads)."""
 
     RETRY_SECONDS = 1.0  # after a failed refresh, try again at most this often
 
-    def __init__(self, directory, store, problems, generation, snapshot_name):
+    def __init__(self, directory, store, problems, generation, snapshot_name, api_keys=None):
         self.directory = Path(directory)
         self.store = store
         self.problems = tuple(problems)
+        self.api_keys = dict(api_keys or {})
         self.generation = generation
         self._snapshot = snapshot_name
         self._failed_at = 0.0
@@ -147,5 +157,6 @@ class Follower:
                 log.warning("process %d could not follow the new store yet (%s); still serving the one before", os.getpid(), exc)
                 return False
             self.problems = tuple(state["problems"])
+            self.api_keys = state["api_keys"]
             self.generation = latest
             return True

@@ -1,0 +1,43 @@
+"""The per-request time limit of the HTTP API (``--request-timeout``): an
+answer that is still being computed when it runs out is abandoned with a
+503 that says what to ask for instead, and the worker goes on serving.
+
+A timer signal (SIGALRM) interrupts the Python code computing the answer
+(rendering, compressing); the compiled kernels between two Python steps take
+microseconds. Only the worker's main thread computes answers (meinheld's
+greenlets, the sync worker), so a process-wide timer is the request's own.
+"""
+import signal
+import threading
+
+from ercot_fast.errors import RequestTimeoutError
+
+
+class Deadline:
+    """``with deadline:`` bounds the block to ``seconds`` (0 or None: no
+    limit); a ``with`` inside another one is bounded by the outer one."""
+
+    def __init__(self, seconds):
+        self._depth = 0
+        self.seconds = seconds or 0
+        if self.seconds and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGALRM, self._expired)
+        else:
+            self.seconds = 0  # NOTE: signals reach only the main thread: unbounded elsewhere (tests' in-process apps)
+
+    def __enter__(self):
+        self._depth += 1
+        if self.seconds and self._depth == 1:
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        return self
+
+    def __exit__(self, *exc_info):
+        self._depth -= 1
+        if self.seconds and self._depth == 0:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+    def _expired(self, signum, frame):
+        raise RequestTimeoutError(
+            f"the answer took longer than {self.seconds:g} s to compute (the request time limit)",
+            "ask for a shorter range or fewer settlement points, an aggregate, or use Arrow Flight for bulk pulls",
+        )

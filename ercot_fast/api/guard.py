@@ -1,0 +1,72 @@
+"""The seam's guard (``api.seam``): who is asking, and whether they may ask
+now. With API keys configured, a request to a price route carries a key
+(``X-API-Key``, or ``Authorization: Bearer``) or is answered 401; health,
+readiness, the OpenAPI document and CORS preflights stay open, and
+``/metrics`` is open unless it has a key of its own (``--metrics-key``).
+With a rate limit, each key (each client address when keys are off) takes a
+token per request from its bucket (``access.limits``), or is answered 429
+with ``Retry-After``. Both answers are JSON that says what to do.
+
+The name of the key that was accepted is left in ``environ[KEY_NAME]`` for
+the access log.
+"""
+import hmac
+
+from ercot_fast.access.keys import SEND_IT, presented
+from ercot_fast.api.resources import JSON, json_bytes
+from ercot_fast.api.seam import KEY_NAME
+OPEN_ROUTES = frozenset(("/api/health", "/api/ready", "/api/openapi.json"))
+METRICS_ROUTE = "/metrics"
+
+
+def layer(keys, limit=None, metrics_key=None):
+    """The guard over ``keys`` (``access.keys.ApiKeys``), ``limit``
+    (``access.limits.RateLimit`` or None) and ``metrics_key`` (None: open)."""
+
+    def wrap(app):
+        def guarded(environ, start_response):
+            path = environ.get("PATH_INFO")
+            if path in OPEN_ROUTES or _preflight(environ):
+                return app(environ, start_response)
+            key = presented(environ.get("HTTP_X_API_KEY"), environ.get("HTTP_AUTHORIZATION"))
+            if path == METRICS_ROUTE:
+                if metrics_key is not None and not (key and hmac.compare_digest(key.encode(), metrics_key.encode())):
+                    return _unauthorized(start_response, key, "/metrics needs the metrics key (--metrics-key)")
+                return app(environ, start_response)
+            who = None
+            if keys.enabled:
+                who = keys.identify(key)
+                if who is None:
+                    return _unauthorized(start_response, key, "this service needs an API key")
+                environ[KEY_NAME] = who
+            if limit is not None:
+                wait = limit.take(who or f"addr:{environ.get('REMOTE_ADDR')}")
+                if wait:
+                    return _too_many(start_response, limit, wait)
+            return app(environ, start_response)
+
+        return guarded
+
+    return wrap
+
+
+def _preflight(environ):
+    return environ["REQUEST_METHOD"] == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ
+
+
+def _unauthorized(start_response, key, what):
+    error = "API key not accepted" if key else "API key required"
+    details = f"{what}: the key sent is not one of them; check it, or ask for one" if key else f"{what}: {SEND_IT}"
+    return _json(start_response, "401 Unauthorized", error, details, [("www-authenticate", 'Bearer realm="ercot-fast"')])
+
+
+def _too_many(start_response, limit, wait):
+    seconds = limit.retry_after(wait)
+    details = f"the limit is {limit.describe()} per API key (or client address); retry in {seconds} s"
+    return _json(start_response, "429 Too Many Requests", "rate limit exceeded", details, [("retry-after", str(seconds))])
+
+
+def _json(start_response, status, error, details, headers):
+    body = json_bytes({"error": error, "details": details})
+    start_response(status, [("content-type", JSON), ("content-length", str(len(body))), ("cache-control", "no-store"), *headers])
+    return [body]

@@ -7,7 +7,7 @@ import re
 from falcon import testing
 
 from ercot_fast import config, logs
-from ercot_fast.api import access_log
+from ercot_fast.api import observe
 from ercot_fast.api.app import ROUTES, create_app
 from ercot_fast.api.fastpath import ANSWERED_BY, FAST_PATH
 from serving import Served, fetch
@@ -29,10 +29,10 @@ def logged(store, log_format, requests):
 
         return call
 
-    client = testing.TestClient(create_app(store, layers=[access_log.layer(ROUTES, log_format, fd=write), record]))
+    client = testing.TestClient(create_app(store, layers=[observe.layer(ROUTES, log_format, fd=write), record]))
     for method, path, query in requests:
         client.simulate_request(method, path, query_string=query, remote_addr="10.1.2.3")
-    access_log.flush()
+    logs.flush_lines()
     os.close(write)
     with os.fdopen(read) as lines:
         return lines.read().splitlines(), seen
@@ -102,6 +102,7 @@ def test_flight_calls_are_logged(utc_store):
             list(client.list_actions())
     finally:
         server.shutdown()
+    logs.flush_lines()
     os.close(write)
     with os.fdopen(read) as lines:
         records = [json.loads(line) for line in lines.read().splitlines()]

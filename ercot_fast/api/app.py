@@ -12,11 +12,13 @@ from ercot_fast.api.resources import (
     JSON,
     AvailableHubsResource,
     HealthResource,
+    MetricsResource,
     OpenApiResource,
     PricesResource,
     json_bytes,
 )
 from ercot_fast.api.response_cache import ResponseCache
+from ercot_fast.metrics.counters import Counters
 from ercot_fast.config import (
     DEFAULT_CACHE_MB,
     DEFAULT_MAX_AGE,
@@ -28,7 +30,7 @@ from ercot_fast.config import (
 
 log = logging.getLogger(__name__)
 
-ROUTES = ("/api/prices", "/api/health", "/api/available_hubs", "/api/openapi.json")
+ROUTES = ("/api/prices", "/api/health", "/api/available_hubs", "/api/openapi.json", "/metrics")
 # what a query error is about -> where an HTTP client finds what to change
 HINTS = {
     errors.SETTLEMENT_POINTS: "see /api/available_hubs",
@@ -47,6 +49,7 @@ def create_app(
     stale_after=None,
     max_response_mb=DEFAULT_MAX_RESPONSE_MB,
     request_timeout=DEFAULT_REQUEST_TIMEOUT,
+    counters=None,
 ):
     """The WSGI app over ``store`` (already loaded: the app never reads files).
 
@@ -55,16 +58,21 @@ def create_app(
     ``layers``: WSGI layers of the seam, outermost first, after CORS;
     ``problems``, ``stale_after``: what health reports (``health.check``);
     ``max_response_mb``: largest body (413 over it); ``request_timeout``:
-    seconds an answer may compute (503 past it; only in the main thread).
+    seconds an answer may compute (503 past it; only in the main thread);
+    ``counters``: the process's ``metrics.counters.Counters`` (None: this
+    app's own, in memory), which /metrics adds up with the other processes'.
     """
+    counters = counters if counters is not None else Counters()
     app = falcon.App()
     app.req_options.auto_parse_qs_csv = False  # hubs=A,B stays one string: the query layer splits it
     cache = ResponseCache(cache_mb * 1024 * 1024) if cache_mb > 0 else None
-    prices = PricesResource(store, max_range_days, max_series, cache, max_age, max_response_mb * 1024 * 1024, request_timeout)
+    prices = PricesResource(store, max_range_days, max_series, cache, max_age, max_response_mb * 1024 * 1024, request_timeout,
+                            counters)
     app.add_route("/api/prices", prices)
     app.add_route("/api/health", HealthResource(store, problems, stale_after))
     app.add_route("/api/available_hubs", AvailableHubsResource(store))
     app.add_route("/api/openapi.json", OpenApiResource(store))
+    app.add_route("/metrics", MetricsResource(store, counters))
     app.set_error_serializer(_serialize_error)
     app.add_error_handler(Exception, _internal_error)
     app.add_error_handler(errors.QueryError, _bad_request)

@@ -19,9 +19,13 @@ OPEN_ROUTES = frozenset(("/api/health", "/api/ready", "/api/openapi.json"))
 METRICS_ROUTE = "/metrics"
 
 
-def layer(keys, limit=None, metrics_key=None):
+RATE_LIMITED = ("ercot_fast_rate_limited", (("protocol", "http"),))
+
+
+def layer(keys, limit=None, metrics_key=None, counters=None):
     """The guard over ``keys`` (``access.keys.ApiKeys``), ``limit``
-    (``access.limits.RateLimit`` or None) and ``metrics_key`` (None: open)."""
+    (``access.limits.RateLimit`` or None) and ``metrics_key`` (None: open);
+    refusals by the rate limit are counted in ``counters`` (if given)."""
 
     def wrap(app):
         def guarded(environ, start_response):
@@ -42,6 +46,8 @@ def layer(keys, limit=None, metrics_key=None):
             if limit is not None:
                 wait = limit.take(who or f"addr:{environ.get('REMOTE_ADDR')}")
                 if wait:
+                    if counters is not None:
+                        counters.add(RATE_LIMITED)
                     return _too_many(start_response, limit, wait)
             return app(environ, start_response)
 

@@ -13,6 +13,7 @@ from ercot_fast.api import encoding, openapi
 from ercot_fast.api.deadline import Deadline
 from ercot_fast.api.response_cache import PreparedAnswers
 from ercot_fast.errors import QueryError, ResponseTooLargeError
+from ercot_fast.metrics import exposition
 from ercot_fast.query.parse import choice, parse_query
 from ercot_fast.render import formats
 from ercot_fast.render.arrow import LAYOUTS
@@ -25,6 +26,8 @@ _ACCEPTABLE = list(formats.MEDIA_TYPES)  # NOTE: best_match breaks ties by the f
 _COMPRESSED = (formats.JSON, formats.CSV)  # Arrow and Parquet bodies are binary: not compressed
 _MIN_CELL_BYTES = 2  # no format writes a price in fewer bytes: the floor of a body's size, before it is made
 _MB = 1024 * 1024
+CACHE_HITS, CACHE_MISSES = ("ercot_fast_response_cache_hits", ()), ("ercot_fast_response_cache_misses", ())
+CACHE_HIT_BYTES, CACHE_BYTES = ("ercot_fast_response_cache_hit_bytes", ()), ("ercot_fast_response_cache_bytes", ())
 _TOO_LARGE_HINT = "ask for a shorter range, fewer settlement points or an aggregate, or use Arrow Flight for bulk pulls"
 
 
@@ -57,8 +60,11 @@ class PricesResource:
     query, representation) only, so the ETag is derived from those without
     rendering, and a matching If-None-Match answers 304 at once."""
 
-    def __init__(self, store, max_range_days, max_series, cache, max_age, max_bytes=None, time_limit=None):
+    def __init__(self, store, max_range_days, max_series, cache, max_age, max_bytes=None, time_limit=None, counters=None):
         self._store = store
+        self._counters = counters  # metrics.counters.Counters: cache hits and misses; or None
+        if counters is not None:
+            counters.set(CACHE_BYTES, 0)  # a new store, a new empty cache
         self._max_range_days = max_range_days
         self._max_series = max_series
         self._cache = cache  # ResponseCache or None
@@ -142,8 +148,14 @@ class PricesResource:
         key = answer.cache_key
         cache = self._cache
         cached = cache.get(key) if cache is not None else None
+        counters = self._counters
         if cached is not None:
+            if counters is not None:
+                counters.add(CACHE_HITS)
+                counters.add(CACHE_HIT_BYTES, len(cached[0]))
             return cached
+        if counters is not None:
+            counters.add(CACHE_MISSES)
         with self._deadline:
             if answer.encoding is None:
                 made = (self._render(answer), None)
@@ -152,6 +164,8 @@ class PricesResource:
                 made = (encoding.CODERS[answer.encoding](plain), answer.encoding) if len(plain) >= encoding.MIN_BYTES else (plain, None)
         if cache is not None:
             cache.put(key, made, len(made[0]))
+            if counters is not None:
+                counters.set(CACHE_BYTES, cache.size)
         return made
 
 
@@ -257,6 +271,22 @@ class AvailableHubsResource:
     def on_get(self, req, resp):
         resp.data = self._body
         resp.content_type = JSON
+
+    on_head = on_get
+
+
+class MetricsResource:
+    """GET /metrics: every process's metrics added up, and the loaded store's, for Prometheus."""
+
+    def __init__(self, store, counters):
+        self._gauges = exposition.store_gauges(store)
+        self._counters = counters
+
+    def on_get(self, req, resp):
+        counts, gauges, histograms = self._counters.everyone()
+        resp.data = exposition.text(counts, {**gauges, **self._gauges}, histograms)
+        resp.content_type = exposition.CONTENT_TYPE
+        resp.cache_control = ("no-store",)
 
     on_head = on_get
 

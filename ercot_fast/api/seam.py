@@ -1,7 +1,7 @@
 """The one WSGI seam of the HTTP API: every request, whichever path answers
 it (the polling fast path or Falcon), passes the layers composed here, in
 order. Cross-cutting concerns attach here and nowhere else: CORS, the access
-log (``api.access_log``), API keys and rate limits (``api.guard``).
+log and metrics (``api.observe``), API keys and rate limits (``api.guard``).
 
 A layer is a function ``layer(app) -> app`` of WSGI apps. After the inner app
 has run, ``environ[fastpath.ANSWERED_BY]`` names the path that answered, and

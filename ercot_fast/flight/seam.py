@@ -13,10 +13,11 @@ call (Flight SQL's too), the counterpart of the HTTP seam (``api.seam``).
   log's format (``logs.access_line``): the method is ``FLIGHT``, the route
   the RPC (``DoGet``, ``GetFlightInfo``, ...), the status its gRPC code.
   Neither the bytes streamed nor the peer reach a middleware: they are ``-``.
+- Metrics: calls by method and status, and their durations by method
+  (``metrics.counters``); the server counts the rows and bytes it streams.
 """
 import base64
 import binascii
-import os
 import time
 
 import pyarrow as pa
@@ -40,6 +41,8 @@ _STATUS = (
     (ValueError, "INVALID_ARGUMENT"),
     (pa.ArrowInvalid, "INVALID_ARGUMENT"),
 )
+CALLS, DURATION = "ercot_fast_flight_calls", "ercot_fast_flight_call_duration_seconds"
+RATE_LIMITED = ("ercot_fast_rate_limited", (("protocol", "flight"),))
 SEND_IT = ("send it as the header authorization: Bearer <key> (pyarrow: FlightCallOptions(headers=[(b'authorization', "
            "b'Bearer <key>')]); ercot_fast.client.PriceClient(api_key=...)), or authenticate_basic_token(<name>, <key>) first")
 
@@ -53,14 +56,16 @@ def status_of(exception):
 class Seam(flight.ServerMiddlewareFactory):
     """``api_keys()``: the accepted ``access.keys.ApiKeys`` now (they change on
     SIGHUP); ``limit``: an ``access.limits.RateLimit`` or None;
-    ``log_format``: text or json, None: no access log (written to ``fd``)."""
+    ``log_format``: text or json, None: no access log (written to ``fd``);
+    ``counters``: the process's ``metrics.counters.Counters``, or None."""
 
     NAME = "seam"  # its name among the server's middleware
 
-    def __init__(self, api_keys, limit=None, log_format=None, fd=2):
+    def __init__(self, api_keys, limit=None, log_format=None, counters=None, fd=2):
         super().__init__()
         self._api_keys = api_keys
         self.limit = limit
+        self.counters = counters
         self._line = logs.access_line(log_format) if log_format else None
         self._clock = logs.Clock()
         self._fd = fd
@@ -94,10 +99,14 @@ class Seam(flight.ServerMiddlewareFactory):
         return name, token
 
     def log(self, call, status):
+        seconds = time.perf_counter() - call.started
+        counters = self.counters
+        if counters is not None:
+            counters.add((CALLS, (("method", call.method), ("status", status))))
+            counters.observe((DURATION, (("method", call.method),)), seconds)
         if self._line is not None:
-            microseconds = int((time.perf_counter() - call.started) * 1e6)
-            line = self._line(call.when, "FLIGHT", call.method, status, "-", microseconds, "-", call.name or "-")
-            os.write(self._fd, line.encode())
+            logs.lines(self._fd).add(self._line(call.when, "FLIGHT", call.method, status, "-", int(seconds * 1e6), "-",
+                                                call.name or "-"))
 
 
 def _method_name(method):
@@ -132,6 +141,8 @@ def admit(context):
         return
     wait = limit.take(call.name or f"addr:{_address(context.peer())}")
     if wait:
+        if call.seam.counters is not None:
+            call.seam.counters.add(RATE_LIMITED)
         raise flight.FlightUnavailableError(f"rate limit exceeded: the limit is {limit.describe()} per API key (or client "
                                             f"address); retry in {limit.retry_after(wait)} s")
 

@@ -44,14 +44,17 @@ def location_of(addr):
 
 
 def serve(child, follower, addr, max_range_days=DEFAULT_MAX_RANGE_DAYS, stale_after=None, sql_limits=(),
-          access_log_format=None, limit=None):
+          access_log_format=None, limit=None, counters=None):
     """The Flight child's target: serve the published store (``follower``)
     on ``addr`` until stopped; ``sql_limits``: Flight SQL's (time limit s,
     result MB, memory MB); ``access_log_format``: text or json, None: no
-    access log; ``limit``: the rate limit (``access.limits``) or None."""
-    middleware = {seam.Seam.NAME: seam.Seam(_api_keys_of(follower), limit, access_log_format)}
+    access log; ``limit``: the rate limit (``access.limits``) or None;
+    ``counters``: the child's metrics (``metrics.counters``), or None."""
+    if counters is not None:
+        counters.start()
+    middleware = {seam.Seam.NAME: seam.Seam(_api_keys_of(follower), limit, access_log_format, counters)}
     server = PriceFlightServer(follower.store, location_of(addr), max_range_days, follower=follower, stale_after=stale_after,
-                               flight_sql=sql.FlightSql(*sql_limits), middleware=middleware)
+                               flight_sql=sql.FlightSql(*sql_limits), middleware=middleware, counters=counters)
     log.info("Arrow Flight serving on %s (pid %d, port %d)", location_of(addr), os.getpid(), server.port)
     child.ready(str(server.port))
     while child.wait_for_stop(timeout=FOLLOW_SECONDS) is None:
@@ -147,14 +150,25 @@ def _answers_errors(method):
     return wrapper
 
 
-def result_stream(selection, schema):
-    """The FlightDataStream of do_get: schema first, then bounded batches.
+STREAMED_ROWS, STREAMED_BYTES = ("ercot_fast_flight_rows", (("method", "DoGet"),)), ("ercot_fast_flight_bytes", (("method", "DoGet"),))
+
+
+def result_stream(selection, schema, counters=None):
+    """The FlightDataStream of do_get: schema first, then bounded batches,
+    their rows and bytes counted in ``counters`` as they are made.
     PERF: each part streams from C++ without the GIL, batch by batch.
     NOTE: GeneratorStream is fed Tables, not RecordBatches (apache/arrow#38480)."""
-    parts = (table for table, _ in arrow.result_parts(selection, schema))
+    parts = (_counted(table, wire_bytes, counters) for table, wire_bytes in arrow.result_parts(selection, schema))
     if selection.layout == arrow.WIDE:
         return flight.RecordBatchStream(next(parts))
     return flight.GeneratorStream(schema, parts)
+
+
+def _counted(table, wire_bytes, counters):
+    if counters is not None:
+        counters.add(STREAMED_ROWS, table.num_rows)
+        counters.add(STREAMED_BYTES, wire_bytes)
+    return table
 
 
 def _is_flight_sql(descriptor):
@@ -180,14 +194,16 @@ class PriceFlightServer(flight.FlightServerBase):
     store the master published last (a call in flight keeps its own).
     ``middleware``: the seam, ``{name: pyarrow.flight.ServerMiddlewareFactory}``.
     ``flight_sql``: the Flight SQL side (``flight.sql.FlightSql``, its limits).
+    ``counters``: where the rows and bytes streamed are counted (``metrics.counters``).
     """
 
     def __init__(
         self, store, location, max_range_days=DEFAULT_MAX_RANGE_DAYS, middleware=None, follower=None, stale_after=None,
-        flight_sql=None, **kwargs,
+        flight_sql=None, counters=None, **kwargs,
     ):
         super().__init__(location, middleware=middleware or {}, auth_handler=_HandshakeInTheSeam(), **kwargs)
         self._sql = flight_sql or sql.FlightSql()
+        self._counters = counters  # metrics.counters.Counters of the rows and bytes streamed, or None
         self._store = store
         self._problems = follower.problems if follower else ()
         self._follower = follower
@@ -262,7 +278,8 @@ class PriceFlightServer(flight.FlightServerBase):
     @_answers_errors
     def do_get(self, context, ticket):
         if sql.FlightSql.handles(ticket.ticket):
-            return self._sql.do_get(self._store, ticket.ticket)
+            table = self._sql.do_get(self._store, ticket.ticket)
+            return flight.RecordBatchStream(_counted(table, table.nbytes, self._counters))
         selection = tickets.parse_ticket(ticket.ticket, self._store, self._max_range_days)
         result = selection.result
         log.info(
@@ -272,7 +289,7 @@ class PriceFlightServer(flight.FlightServerBase):
             len(result.names),
             context.peer(),
         )
-        return result_stream(selection, arrow.result_schema(selection, self._store.synthetic))
+        return result_stream(selection, arrow.result_schema(selection, self._store.synthetic), self._counters)
 
     def list_actions(self, context):
         return list(ACTIONS) + list(sql.ACTIONS)

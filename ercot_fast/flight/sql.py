@@ -145,16 +145,17 @@ class FlightSql:
         return self.engine(store).schema(sql, rows[0] if rows else None)
 
     def do_get(self, store, ticket):
+        """The Arrow table a Flight SQL ticket answers."""
         name = m.command_name(ticket)
         self._check(name, ticket=True)
         if name in _METADATA:
-            return flight.RecordBatchStream(self._metadata(store, name, ticket))
+            return self._metadata(store, name, ticket)
         sql, params = self._statement(name, ticket)
         engine = self.engine(store)
         if params is None or len(params) <= 1:
-            return flight.RecordBatchStream(engine.execute(sql, params[0] if params else None))
+            return engine.execute(sql, params[0] if params else None)
         # several bound parameter sets: one execution each, one result
-        return flight.RecordBatchStream(pa.concat_tables([engine.execute(sql, row) for row in params]))
+        return pa.concat_tables([engine.execute(sql, row) for row in params])
 
     def _check(self, name, ticket=False):
         if name in _UPDATES:

@@ -24,9 +24,10 @@ from gunicorn.glogging import Logger
 from ercot_fast import health, logs
 from ercot_fast.access import keys
 from ercot_fast.access.limits import RateLimit
-from ercot_fast.api import access_log, guard
+from ercot_fast.api import guard, observe
 from ercot_fast.api.app import ROUTES, LiveApp, create_app
 from ercot_fast.errors import ChildStartError
+from ercot_fast.metrics.counters import Counters
 from ercot_fast.flight import server as flight_server
 from ercot_fast.serve import reload
 from ercot_fast.serve.supervisor import ChildCall, Supervisor
@@ -78,6 +79,12 @@ class PriceService(BaseApplication):
         try:
             self.publisher.set_api_keys(self._read_api_keys().digests)
             self.limit = self._rate_limit()
+            metrics_folder = self.publisher.directory / "metrics"
+            metrics_folder.mkdir()
+            self.counters = Counters(metrics_folder, "master")  # reloads, written by the master itself
+            self.counters.start(thread=False)
+            self.counters.write()
+            self._worker_counters = Counters(metrics_folder, "http")
             self.publisher.publish(loaded)
             del loaded
             return_freed_memory()  # before the workers fork: they must not inherit the loaded arrays
@@ -86,7 +93,7 @@ class PriceService(BaseApplication):
             sql_limits = (settings.sql_timeout, settings.sql_max_result_mb, settings.sql_memory_mb)
             access_log_format = settings.log_format if settings.access_log else None
             self._flight_args = (follower, settings.flight_addr, settings.max_range_days, settings.stale_after, sql_limits,
-                                 access_log_format, self.limit)
+                                 access_log_format, self.limit, Counters(metrics_folder, "flight"))
             self._reload = None  # the ChildCall loading a reload, while one runs
             self._reload_folder = None
             self._reload_again = False
@@ -120,8 +127,12 @@ class PriceService(BaseApplication):
 
     def _build_app(self, follower):
         s = self.settings
-        layers = [access_log.layer(ROUTES, s.log_format)] if s.access_log else []
-        layers.append(guard.layer(keys.ApiKeys(follower.api_keys), self.limit, s.metrics_key))
+        counters = self._worker_counters
+        counters.start()  # in the worker: its own counts from zero, written by its own thread
+        layers = [
+            observe.layer(ROUTES, s.log_format if s.access_log else None, counters),
+            guard.layer(keys.ApiKeys(follower.api_keys), self.limit, s.metrics_key, counters),
+        ]
         return create_app(
             follower.store,
             s.max_range_days,
@@ -133,6 +144,7 @@ class PriceService(BaseApplication):
             stale_after=s.stale_after,
             max_response_mb=s.max_response_mb,
             request_timeout=s.request_timeout,
+            counters=counters,
         )
 
     def load_config(self):
@@ -141,7 +153,7 @@ class PriceService(BaseApplication):
             "workers": self.settings.workers,
             "worker_class": WORKER_CLASSES[self.settings.worker_class],
             "loglevel": self.settings.log_level,
-            "accesslog": None,  # ours is a layer of the seam (api.access_log): both HTTP paths
+            "accesslog": None,  # ours is a layer of the seam (api.observe): both HTTP paths
             "logger_class": "ercot_fast.serve.gunicorn.GunicornLogger",
             "control_socket_disable": True,
             "graceful_timeout": 5,
@@ -218,6 +230,7 @@ class PriceService(BaseApplication):
             outcome = self._reload.result()
         except ChildStartError as exc:
             self._reload = None
+            self._count_reload("failed")
             log.error("reload of %s failed (%s: %s): still serving the data loaded before", self.data_dir, exc.message, exc.details)
             self._tell(health.problem(
                 health.RELOAD_FAILED, "the last reload failed (the service log says why); still serving the data loaded before",
@@ -233,6 +246,7 @@ class PriceService(BaseApplication):
 
     def _publish(self, outcome):
         why = "; ".join(outcome["reasons"])
+        self._count_reload("published" if outcome["published"] else "refused")
         if not outcome["published"]:
             log.error("reload refused, still serving the data loaded before: %s (allow it with --allow-shrink "
                       "or by creating %s/%s before SIGHUP)", why, self.data_dir, reload.ALLOW_SHRINK_ONCE)
@@ -249,6 +263,10 @@ class PriceService(BaseApplication):
         gc.collect()
         log.info("reloaded %s in %.2f s: the workers and the Flight server swap to it in place",
                  self.data_dir, outcome["seconds"])
+
+    def _count_reload(self, outcome):
+        self.counters.add(("ercot_fast_reloads", (("outcome", outcome),)))
+        self.counters.write()
 
     def _tell(self, problem):
         self.publisher.set_problems([problem])

@@ -37,6 +37,7 @@ class ServeConfig:
     runtime_dir: str | None  # None: a new folder in the system's temporary folder
     log_level: str
     access_log: bool = True
+    metrics: bool = True
     log_format: str = "text"
     sql_timeout: float = DEFAULT_SQL_TIMEOUT
     sql_max_result_mb: int = DEFAULT_SQL_MAX_RESULT_MB
@@ -70,6 +71,7 @@ _SERVE_SETTINGS = {
     "runtime_dir": ("RUNTIME_DIR", None, str),
     "log_level": ("LOG_LEVEL", "info", str),
     "access_log": ("ACCESS_LOG", True, lambda text: parse_bool(text, "ACCESS_LOG")),
+    "metrics": ("METRICS", True, lambda text: parse_bool(text, "METRICS")),
     "log_format": ("LOG_FORMAT", "text", str),
     "sql_timeout": ("SQL_TIMEOUT", DEFAULT_SQL_TIMEOUT, float),
     "sql_max_result_mb": ("SQL_MAX_RESULT_MB", DEFAULT_SQL_MAX_RESULT_MB, int),
@@ -150,6 +152,12 @@ def add_serve_arguments(parser):
         type=_argument(lambda text: parse_bool(text, "--access-log")),
         metavar="on|off",
         help="one line per HTTP request and Flight call (env ACCESS_LOG; default on)",
+    )
+    parser.add_argument(
+        "--metrics",
+        type=_argument(lambda text: parse_bool(text, "--metrics")),
+        metavar="on|off",
+        help="count requests and calls for GET /metrics (env METRICS; default on; off: /metrics shows the store only)",
     )
     parser.add_argument(
         "--sql-timeout",

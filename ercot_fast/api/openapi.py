@@ -8,6 +8,16 @@ from ercot_fast.query import parse
 from ercot_fast.render import arrow, formats
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
+_JSON_ERROR = {"application/json": {"schema": _ERROR}}
+#: what every guarded route may answer (API keys, the rate limit: api.guard)
+_GUARD_RESPONSES = {
+    "401": {"description": "API keys are required and none (or a wrong one) was sent: X-API-Key or Authorization: Bearer.",
+            "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}}, "content": _JSON_ERROR},
+    "429": {"description": "Over the rate limit of the API key (or client address): retry after Retry-After seconds.",
+            "headers": {"Retry-After": {"schema": {"type": "integer"}}}, "content": _JSON_ERROR},
+}
+#: with API keys configured, one of these (without: none)
+_SECURITY = [{}, {"apiKey": []}, {"bearer": []}]
 _DATE_FORMS = (
     "A bare date (`2023-01-01`: the Central market day, its first instant for `start_date`, its last for "
     "`end_date`), RFC 3339 with an offset (`2023-01-01T06:00:00Z`, `2023-01-01T00:00:00.000Z`, "
@@ -71,8 +81,13 @@ def _price_responses():
             },
         },
         "304": {"description": "Not modified: the If-None-Match ETag is current."},
-        "400": {"description": "A bad query: what is wrong, and what to change.", "content": {"application/json": {"schema": _ERROR}}},
-        "500": {"description": "A server fault (logged, not described).", "content": {"application/json": {"schema": _ERROR}}},
+        "400": {"description": "A bad query: what is wrong, and what to change.", "content": _JSON_ERROR},
+        **_GUARD_RESPONSES,
+        "413": {"description": "The answer (or the request body) is over the service's size limit: ask for less, or use "
+                "Arrow Flight.", "content": _JSON_ERROR},
+        "500": {"description": "A server fault (logged, not described).", "content": _JSON_ERROR},
+        "503": {"description": "The answer took longer than the request time limit to compute: ask for less.",
+                "content": _JSON_ERROR},
     }
 
 
@@ -106,8 +121,7 @@ def document(settlement_points):
             }}},
         },
         "responses": {**_price_responses(),
-                      "411": {"description": "No Content-Length (nor chunked body).", "content": {"application/json": {"schema": _ERROR}}},
-                      "413": {"description": "A body over 1 MB.", "content": {"application/json": {"schema": _ERROR}}}},
+                      "411": {"description": "No Content-Length (nor chunked body).", "content": _JSON_ERROR}},
     }
     return {
         "openapi": "3.1.0",
@@ -118,7 +132,7 @@ def document(settlement_points):
             "`{\"error\": ..., \"details\": ...}`: `details` says what to change.",
         },
         "paths": {
-            "/api/prices": {"get": prices_get, "post": prices_post},
+            "/api/prices": {"get": {**prices_get, "security": _SECURITY}, "post": {**prices_post, "security": _SECURITY}},
             "/api/health": {"get": {
                 "summary": "Whether the service serves, and any problems",
                 "operationId": "getHealth",
@@ -132,8 +146,20 @@ def document(settlement_points):
             "/api/available_hubs": {"get": {
                 "summary": "The settlement points in the data, hubs then load zones then DC ties",
                 "operationId": "getAvailableHubs",
+                "security": _SECURITY,
                 "responses": {"200": {"description": "Names", "content": {"application/json": {
-                    "schema": {"type": "array", "items": {"type": "string"}}}}}},
+                    "schema": {"type": "array", "items": {"type": "string"}}}}}, **_GUARD_RESPONSES},
+            }},
+            "/metrics": {"get": {
+                "summary": "Metrics of every process, in the Prometheus text format (version 0.0.4)",
+                "operationId": "getMetrics",
+                "security": [{}, {"metricsKey": []}],
+                "responses": {
+                    "200": {"description": "Counters, gauges and histograms",
+                            "content": {"text/plain": {"schema": {"type": "string"}}}},
+                    "401": {"description": "The service has a metrics key (--metrics-key) and it was not sent.",
+                            "content": _JSON_ERROR},
+                },
             }},
             "/api/openapi.json": {"get": {
                 "summary": "This document",
@@ -141,7 +167,12 @@ def document(settlement_points):
                 "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}},
             }},
         },
-        "components": {"schemas": {
+        "components": {"securitySchemes": {
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
+                       "description": "When the service has API keys (--api-keys-file, API_KEYS)."},
+            "bearer": {"type": "http", "scheme": "bearer", "description": "The same key as Authorization: Bearer <key>."},
+            "metricsKey": {"type": "http", "scheme": "bearer", "description": "The metrics key, when set (--metrics-key)."},
+        }, "schemas": {
             "Prices": {
                 "type": "object",
                 "required": ["timestamps", "data"],

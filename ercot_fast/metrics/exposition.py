@@ -2,7 +2,7 @@
 counters of every process added up (``metrics.counters``), and the gauges
 of the loaded store, in prometheus-client's exposition format."""
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import generate_latest
 
 from ercot_fast.metrics.counters import BUCKETS
 
@@ -31,7 +31,7 @@ METRICS = {
                                                          "time() minus this is how stale it is", ("dataset",)),
     "ercot_fast_store_synthetic": (GAUGE, "1 when the service serves the built-in synthetic demo data", ()),
 }
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # the classic text format, what every Prometheus reads
 
 
 def store_gauges(store):

@@ -84,7 +84,7 @@ class PriceService(BaseApplication):
             self.counters = Counters(metrics_folder, "master")  # reloads, written by the master itself
             self.counters.start(thread=False)
             self.counters.write()
-            self._worker_counters = Counters(metrics_folder, "http")
+            self._worker_counters = Counters(metrics_folder, "http") if settings.metrics else None
             self.publisher.publish(loaded)
             del loaded
             return_freed_memory()  # before the workers fork: they must not inherit the loaded arrays
@@ -93,7 +93,7 @@ class PriceService(BaseApplication):
             sql_limits = (settings.sql_timeout, settings.sql_max_result_mb, settings.sql_memory_mb)
             access_log_format = settings.log_format if settings.access_log else None
             self._flight_args = (follower, settings.flight_addr, settings.max_range_days, settings.stale_after, sql_limits,
-                                 access_log_format, self.limit, Counters(metrics_folder, "flight"))
+                                 access_log_format, self.limit, Counters(metrics_folder, "flight") if settings.metrics else None)
             self._reload = None  # the ChildCall loading a reload, while one runs
             self._reload_folder = None
             self._reload_again = False
@@ -128,7 +128,8 @@ class PriceService(BaseApplication):
     def _build_app(self, follower):
         s = self.settings
         counters = self._worker_counters
-        counters.start()  # in the worker: its own counts from zero, written by its own thread
+        if counters is not None:
+            counters.start()  # in the worker: its own counts from zero, written by its own thread
         layers = [
             observe.layer(ROUTES, s.log_format if s.access_log else None, counters),
             guard.layer(keys.ApiKeys(follower.api_keys), self.limit, s.metrics_key, counters),

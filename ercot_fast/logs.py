@@ -84,7 +84,10 @@ class Clock:
         self._prefix = ""
 
     def text(self):
-        now = time.time()
+        return self.at(time.time())
+
+    def at(self, now):
+        """The text of ``now`` (epoch seconds)."""
         second = int(now)
         if second != self._second:
             self._second = second
@@ -135,11 +138,15 @@ class _Buffer:
         atexit.register(self.flush)
 
     def add(self, line):
+        self.add_all((line,))
+
+    def add_all(self, lines):
         with self._lock:
-            self._lines.append(line)
-            self._size += len(line)
-            if self._size >= FLUSH_BYTES:
-                self._write()
+            for line in lines:
+                self._lines.append(line)
+                self._size += len(line)
+                if self._size >= FLUSH_BYTES:
+                    self._write()
 
     def flush(self):
         with self._lock:

@@ -32,6 +32,7 @@ def logged(store, log_format, requests):
     client = testing.TestClient(create_app(store, layers=[observe.layer(ROUTES, log_format, fd=write), record]))
     for method, path, query in requests:
         client.simulate_request(method, path, query_string=query, remote_addr="10.1.2.3")
+    observe.flush()
     logs.flush_lines()
     os.close(write)
     with os.fdopen(read) as lines:

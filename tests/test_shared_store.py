@@ -67,7 +67,7 @@ def test_followers_swap_to_what_the_master_publishes(fixture_store, day_ahead_on
 
 def test_live_app_answers_from_the_new_store_at_the_next_request(fixture_store, day_ahead_only, publisher):
     publisher.publish(day_ahead_only)
-    client = testing.TestClient(LiveApp(publisher.follower(), lambda store, problems: create_app(store, problems=problems)))
+    client = testing.TestClient(LiveApp(publisher.follower(), lambda f: create_app(f.store, problems=f.problems)))
     rt = {**TILE, "price_type": "rt"}
     assert client.simulate_get("/api/prices", params=rt).json["timestamps"] == []
     publisher.publish(fixture_store)

@@ -17,8 +17,21 @@ or JSON (``--log-format json``), one object per line::
 
 The metrics: requests by route, status and path (fast path or Falcon), body
 bytes by route, and a latency histogram by route.
+
+PERF: a request only notes what it saw (two clock reads and a tuple appended
+to a list); its line is formatted and its metrics counted later, a batch at
+a time (every ``BATCH`` requests, and at the latest a quarter of a second
+later, by a daemon thread; before a scrape reads the counts; at exit). Work
+done per request in the server runs with cold caches (the kernel's network
+stack runs between two requests) and costs several times what a tight loop
+measures; the same work done for a batch in one loop stays warm
+(``bench/bench_observe.py``). A process killed with SIGKILL loses at most
+that quarter second of lines and counts.
 """
+import atexit
+import os
 import re
+import threading
 import time
 
 from ercot_fast import logs
@@ -30,16 +43,17 @@ _ADDRESS = re.compile(r"[0-9A-Fa-f:.]{1,45}")  # IPv4 or IPv6: nothing to escape
 REQUESTS = "ercot_fast_http_requests"
 DURATION = "ercot_fast_http_request_duration_seconds"
 BYTES = "ercot_fast_http_response_bytes"
+BATCH = 64  # requests noted before the one that notes the last formats and counts them all
+FLUSH_SECONDS = 0.25
 
 
 def layer(routes, log_format=None, counters=None, fd=2):
     """The layer logging (``log_format`` text or json; None: no access log,
     to the descriptor ``fd``) and counting (in ``counters``; None: not) the
     requests to ``routes`` (other paths as ``-``)."""
-    routes = frozenset(routes)
-    line = logs.access_line(log_format) if log_format else None
-    clock = logs.Clock()
-    series = _Series()
+    how = _How(frozenset(routes), logs.access_line(log_format) if log_format else None, counters, fd)
+    if counters is not None:
+        counters.before_reading(flush)  # a scrape counts what was noted up to it
 
     def wrap(app):
         perf_counter = time.perf_counter
@@ -53,31 +67,14 @@ def layer(routes, log_format=None, counters=None, fd=2):
                 return start_response(status, headers, exc_info)
 
             body = app(environ, start)
-            seconds = perf_counter() - started
-            # PERF: every answer of ours is a list of bytes: its length is what is sent (0 for HEAD)
-            size = sum(map(len, body)) if type(body) is list else None
-            path = environ.get("PATH_INFO")
-            route = path if path in routes else "-"
-            status = answered[-1][:3] if answered else "500"
-            if counters is not None:
-                counted = series.of(route, status, environ.get(ANSWERED_BY))
-                counters.add(counted.requests)
-                counters.observe(counted.duration, seconds)
-                if size:
-                    counters.add(counted.bytes, size)
-            if line is not None:
-                method = environ.get("REQUEST_METHOD")
-                client = environ.get("REMOTE_ADDR")
-                logs.lines(fd).add(line(
-                    clock.text(),
-                    method if method in _METHODS else "-",
-                    route,
-                    status,
-                    "-" if size is None else size,
-                    int(seconds * 1e6),
-                    client if client in _seen_clients or _known_client(client) else "-",
-                    environ.get(KEY_NAME, "-"),
-                ))
+            if not _flushing:
+                _start_flushing()
+            records = _records
+            records.append((how, started, perf_counter(), answered, body, environ.get("REQUEST_METHOD"),
+                            environ.get("PATH_INFO"), environ.get("REMOTE_ADDR"), environ.get(ANSWERED_BY),
+                            environ.get(KEY_NAME, "-")))
+            if len(records) >= BATCH:
+                flush()
             return body
 
         return observed
@@ -85,27 +82,102 @@ def layer(routes, log_format=None, counters=None, fd=2):
     return wrap
 
 
-class _Counted:
-    __slots__ = ("requests", "duration", "bytes")
+class _How:
+    """What a layer does with its requests' records."""
 
-    def __init__(self, route, status, path):
-        self.requests = (REQUESTS, (("route", route), ("status", status), ("path", path or "-")))
-        self.duration = (DURATION, (("route", route),))
-        self.bytes = (BYTES, (("route", route),))
+    __slots__ = ("routes", "line", "counters", "fd", "series")
+
+    def __init__(self, routes, line, counters, fd):
+        self.routes, self.line, self.counters, self.fd = routes, line, counters, fd
+        self.series = {}  # (route, status, path) -> (requests, duration, bytes) series, made once
 
 
-class _Series:
-    """The metric series of a (route, status, path), made once. PERF."""
+# --- this process's records ---------------------------------------------------------------------
 
-    def __init__(self):
-        self._made = {}
+_records = []  # noted, not yet accounted for
+_lock = threading.Lock()
+_flushing = False  # the flushing thread runs (in this process: see _forked)
 
-    def of(self, route, status, path):
-        key = (route, status, path)
-        counted = self._made.get(key)
-        if counted is None:
-            counted = self._made[key] = _Counted(route, status, path)
-        return counted
+
+def _forked():
+    """In a forked child: its own records and lock, its own thread (started at its first request)."""
+    global _records, _lock, _flushing
+    _records, _lock, _flushing = [], threading.Lock(), False
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
+def _start_flushing():
+    global _flushing
+    _flushing = True
+    threading.Thread(target=_flush_now_and_then, name="access-log", daemon=True).start()
+
+
+def flush():
+    """Format, write and count every record this process has noted."""
+    records = _records
+    with _lock:
+        # NOTE: under the GIL a slice and a del are each atomic: a record
+        # appended meanwhile stays for the next flush
+        batch = records[:]
+        if not batch:
+            return
+        del records[:len(batch)]
+        _account(batch)
+
+
+@atexit.register
+def _at_exit():
+    flush()
+    logs.flush_lines()  # NOTE: the lines buffered by that flush too
+
+
+def _flush_now_and_then():
+    records = _records
+    while records is _records:  # NOTE: a forked child's copy of this thread does not run: it has its own
+        time.sleep(FLUSH_SECONDS)
+        flush()
+
+
+_clock = logs.Clock()
+
+
+def _account(batch):
+    wall = time.time() - time.perf_counter()  # perf_counter -> epoch seconds, good to the ms over a batch
+    lines = {}  # fd -> lines
+    for how, started, ended, answered, body, method, path, client, path_taken, key in batch:
+        seconds = ended - started
+        route = path if path in how.routes else "-"
+        status = answered[-1][:3] if answered else "500"
+        # every answer of ours is a list of bytes: its length is what is sent (0 for HEAD)
+        size = sum(map(len, body)) if type(body) is list else None
+        counters = how.counters
+        if counters is not None:
+            series = how.series.get((route, status, path_taken))
+            if series is None:
+                series = how.series[route, status, path_taken] = (
+                    (REQUESTS, (("route", route), ("status", status), ("path", path_taken or "-"))),
+                    (DURATION, (("route", route),)),
+                    (BYTES, (("route", route),)),
+                )
+            counters.add(series[0])
+            counters.observe(series[1], seconds)
+            if size:
+                counters.add(series[2], size)
+        if how.line is not None:
+            lines.setdefault(how.fd, []).append(how.line(
+                _clock.at(started + wall),
+                method if method in _METHODS else "-",
+                route,
+                status,
+                "-" if size is None else size,
+                int(seconds * 1e6),
+                client if client in _seen_clients or _known_client(client) else "-",
+                key,
+            ))
+    for fd, text in lines.items():
+        logs.lines(fd).add_all(text)
 
 
 _seen_clients = set()  # addresses already checked (bounded: see _known_client)

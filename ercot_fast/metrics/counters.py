@@ -40,6 +40,7 @@ class Counters:
         self._role = role
         self._pid = None
         self._lock = threading.Lock()  # NOTE: only between the writer and a scrape's copy, never the counting
+        self._before_reading = []
 
     def add(self, series, amount=1):
         counts = self.counts
@@ -54,6 +55,11 @@ class Counters:
             buckets = self.histograms[series] = [0] * (len(BUCKETS) + 2)
         buckets[bisect.bisect_left(BUCKETS, seconds)] += 1
         buckets[-1] += seconds
+
+    def before_reading(self, account):
+        """Have ``account()`` (which counts what was noted but not counted yet) run before the counts are read."""
+        if account not in self._before_reading:
+            self._before_reading.append(account)
 
     # --- sharing --------------------------------------------------------------------------------
 
@@ -76,6 +82,8 @@ class Counters:
         """Write this process's counts to its file."""
         if self._folder is None or self._pid != os.getpid():
             return
+        for account in self._before_reading:
+            account()
         with self._lock:
             state = _state(self)
         state["role"] = self._role
@@ -92,6 +100,8 @@ class Counters:
     def everyone(self):
         """(counts, gauges, histograms) added up over every process's file,
         this process's live counts instead of its file."""
+        for account in self._before_reading:
+            account()
         totals = ({}, {}, {})
         mine = f"{os.getpid()}.json"
         if self._folder is not None:

@@ -14,6 +14,7 @@ from ercot_fast.api.resources import (
     HealthResource,
     OpenApiResource,
     PricesResource,
+    ReadyResource,
     json_bytes,
 )
 from ercot_fast.api.response_cache import ResponseCache
@@ -21,7 +22,7 @@ from ercot_fast.config import DEFAULT_CACHE_MB, DEFAULT_MAX_AGE, DEFAULT_MAX_RAN
 
 log = logging.getLogger(__name__)
 
-ROUTES = ("/api/prices", "/api/health", "/api/available_hubs", "/api/openapi.json")
+ROUTES = ("/api/prices", "/api/health", "/api/ready", "/api/available_hubs", "/api/openapi.json")
 # what a query error is about -> where an HTTP client finds what to change
 HINTS = {
     errors.SETTLEMENT_POINTS: "see /api/available_hubs",
@@ -38,13 +39,15 @@ def create_app(
     max_series=DEFAULT_MAX_SERIES,
     problems=(),
     stale_after=None,
+    draining=None,
 ):
     """The WSGI app over ``store`` (already loaded: the app never reads files).
 
     ``cache_mb``: per-worker response cache size (0 turns it off);
     ``max_age``: seconds a client or proxy may reuse a price answer unrevalidated;
     ``layers``: WSGI layers of the seam, outermost first, after CORS;
-    ``problems``, ``stale_after``: what health reports (``health.check``).
+    ``problems``, ``stale_after``: what health reports (``health.check``);
+    ``draining``: a function, True while the service drains (``/api/ready`` 503).
     """
     app = falcon.App()
     app.req_options.auto_parse_qs_csv = False  # hubs=A,B stays one string: the query layer splits it
@@ -52,6 +55,7 @@ def create_app(
     prices = PricesResource(store, max_range_days, max_series, cache, max_age)
     app.add_route("/api/prices", prices)
     app.add_route("/api/health", HealthResource(store, problems, stale_after))
+    app.add_route("/api/ready", ReadyResource(store, draining))
     app.add_route("/api/available_hubs", AvailableHubsResource(store))
     app.add_route("/api/openapi.json", OpenApiResource(store))
     app.set_error_serializer(_serialize_error)

@@ -39,6 +39,8 @@ class ServeConfig:
     sql_timeout: float = DEFAULT_SQL_TIMEOUT
     sql_max_result_mb: int = DEFAULT_SQL_MAX_RESULT_MB
     sql_memory_mb: int = DEFAULT_SQL_MEMORY_MB
+    drain_seconds: float = 0.0  # after SIGTERM: /api/ready 503, still serving, then stop
+    health_addr: str | None = None  # the gRPC health service's address; None: off
 
     def describe(self):
         return " ".join(f"{k}={v}" for k, v in dataclasses.asdict(self).items())
@@ -65,6 +67,8 @@ _SERVE_SETTINGS = {
     "sql_timeout": ("SQL_TIMEOUT", DEFAULT_SQL_TIMEOUT, float),
     "sql_max_result_mb": ("SQL_MAX_RESULT_MB", DEFAULT_SQL_MAX_RESULT_MB, int),
     "sql_memory_mb": ("SQL_MEMORY_MB", DEFAULT_SQL_MEMORY_MB, int),
+    "drain_seconds": ("DRAIN_SECONDS", 0.0, float),
+    "health_addr": ("HEALTH_ADDR", None, str),
 }
 
 
@@ -153,6 +157,21 @@ def add_serve_arguments(parser):
         type=int,
         help=f"working memory of the SQL engine (env SQL_MEMORY_MB; default {DEFAULT_SQL_MEMORY_MB})",
     )
+    parser.add_argument(
+        "--drain-seconds",
+        type=float,
+        metavar="SECONDS",
+        help="on SIGTERM, keep serving this long with /api/ready answering 503 (and gRPC health NOT_SERVING) "
+        "so load balancers stop sending requests, then stop; a second SIGTERM or a SIGINT stops at once "
+        "(env DRAIN_SECONDS; default 0: stop at once)",
+    )
+    parser.add_argument(
+        "--health-addr",
+        metavar="HOST:PORT",
+        help="serve the standard gRPC health service (grpc.health.v1.Health) on this address: SERVING for \"\" and "
+        "arrow.flight.protocol.FlightService while prices are loaded, Flight serves and the service is not "
+        "draining (env HEALTH_ADDR; default off)",
+    )
 
 
 def _argument(parse):
@@ -231,10 +250,18 @@ def serve_config(args, environ=os.environ):
         raise SystemExit(f"error: log format {config.log_format!r}: use text or json")
     if config.sql_timeout <= 0 or config.sql_max_result_mb < 1 or config.sql_memory_mb < 64:
         raise SystemExit("error: --sql-timeout must be positive, --sql-max-result-mb at least 1, --sql-memory-mb at least 64")
-    split_addr(config.json_addr)
-    split_addr(config.flight_addr)
-    if config.flight_addr == config.json_addr:
-        raise SystemExit(f"error: --json-addr and --flight-addr are both {config.json_addr}: give them different ports")
+    if not 0 <= config.drain_seconds <= 3600:
+        raise SystemExit("error: --drain-seconds is from 0 (stop at once) to 3600")
+    addrs = {"--json-addr": config.json_addr, "--flight-addr": config.flight_addr}
+    if config.health_addr:
+        addrs["--health-addr"] = config.health_addr
+    for addr in addrs.values():
+        split_addr(addr)
+    flags = list(addrs)
+    for i, flag in enumerate(flags):
+        for other in flags[i + 1:]:
+            if addrs[flag] == addrs[other]:
+                raise SystemExit(f"error: {flag} and {other} are both {addrs[flag]}: give them different ports")
     return config
 
 

@@ -48,6 +48,8 @@ class GunicornLogger(Logger):
         for handler in self.error_log.handlers:
             handler.setFormatter(logs.formatter())
 
+GRACEFUL_SECONDS = 5  # a stop waits this long for the workers' requests in hand (then the children stop)
+
 # config.WORKER_CLASSES -> gunicorn's worker class
 WORKER_CLASSES = {
     "meinheld": "ercot_fast.serve.worker.MeinheldWorker",
@@ -126,7 +128,7 @@ class PriceService(BaseApplication):
             "accesslog": None,  # ours is a layer of the seam (api.access_log): both HTTP paths
             "logger_class": "ercot_fast.serve.gunicorn.GunicornLogger",
             "control_socket_disable": True,
-            "graceful_timeout": 5,
+            "graceful_timeout": GRACEFUL_SECONDS,
             # NOTE: meinheld's own limit is about 8 KB; the sync worker's is
             # raised to match (longer lists of settlement points: POST)
             "limit_request_line": 8190,

@@ -18,4 +18,4 @@ else
 fi
 python -m pip install --no-deps "meinheld==1.0.2"
 # run from / so the installed package is imported, not the source folder
-(cd / && python -c "import meinheld.server, ercot_fast.kernels as k; print('ercot_fast installed; compiled kernels:', k.COMPILED)")
+(cd / && python -c "import meinheld.server, grpc_health.v1.health, ercot_fast.kernels as k; print('ercot_fast installed; compiled kernels:', k.COMPILED)")

@@ -63,10 +63,10 @@ def cmd_serve(args):
     try:
         service = _start(args)
         startup.check()
+        service.run()  # NOTE: the startup handlers stay until gunicorn's arbiter takes the signals (children start first)
     except KeyboardInterrupt:
         startup.check()
         raise
-    service.run()
 
 
 def _start(args):

@@ -48,6 +48,8 @@ class ServeConfig:
     burst: int | None = None  # None: twice the rate's second
     max_response_mb: int = DEFAULT_MAX_RESPONSE_MB
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+    drain_seconds: float = 0.0  # after SIGTERM: /api/ready 503, still serving, then stop
+    health_addr: str | None = None  # the gRPC health service's address; None: off
 
     def describe(self):
         shown = {k: ("***" if k == "metrics_key" and v else v) for k, v in dataclasses.asdict(self).items()}
@@ -82,6 +84,8 @@ _SERVE_SETTINGS = {
     "burst": ("BURST", None, int),
     "max_response_mb": ("MAX_RESPONSE_MB", DEFAULT_MAX_RESPONSE_MB, int),
     "request_timeout": ("REQUEST_TIMEOUT", DEFAULT_REQUEST_TIMEOUT, float),
+    "drain_seconds": ("DRAIN_SECONDS", 0.0, float),
+    "health_addr": ("HEALTH_ADDR", None, str),
 }
 
 
@@ -209,6 +213,21 @@ def add_serve_arguments(parser):
         metavar="SECONDS",
         help=f"longest an HTTP request may compute before a 503 (env REQUEST_TIMEOUT; default {DEFAULT_REQUEST_TIMEOUT:g})",
     )
+    parser.add_argument(
+        "--drain-seconds",
+        type=float,
+        metavar="SECONDS",
+        help="on SIGTERM, keep serving this long with /api/ready answering 503 (and gRPC health NOT_SERVING) "
+        "so load balancers stop sending requests, then stop; a second SIGTERM or a SIGINT stops at once "
+        "(env DRAIN_SECONDS; default 0: stop at once)",
+    )
+    parser.add_argument(
+        "--health-addr",
+        metavar="HOST:PORT",
+        help="serve the standard gRPC health service (grpc.health.v1.Health) on this address: SERVING for \"\" and "
+        "arrow.flight.protocol.FlightService while prices are loaded, Flight serves and the service is not "
+        "draining (env HEALTH_ADDR; default off)",
+    )
 
 
 def _argument(parse):
@@ -306,10 +325,18 @@ def serve_config(args, environ=os.environ):
         raise SystemExit("error: --max-response-mb must be at least 1 and --request-timeout positive")
     if config.metrics_key is not None and len(config.metrics_key) < 16:
         raise SystemExit("error: --metrics-key must have at least 16 characters")
-    split_addr(config.json_addr)
-    split_addr(config.flight_addr)
-    if config.flight_addr == config.json_addr:
-        raise SystemExit(f"error: --json-addr and --flight-addr are both {config.json_addr}: give them different ports")
+    if not 0 <= config.drain_seconds <= 3600:
+        raise SystemExit("error: --drain-seconds is from 0 (stop at once) to 3600")
+    addrs = {"--json-addr": config.json_addr, "--flight-addr": config.flight_addr}
+    if config.health_addr:
+        addrs["--health-addr"] = config.health_addr
+    for addr in addrs.values():
+        split_addr(addr)
+    flags = list(addrs)
+    for i, flag in enumerate(flags):
+        for other in flags[i + 1:]:
+            if addrs[flag] == addrs[other]:
+                raise SystemExit(f"error: {flag} and {other} are both {addrs[flag]}: give them different ports")
     return config
 
 

@@ -1,6 +1,7 @@
 """The service's health: whether it can serve, what is wrong while it serves,
 and the body that says so, for every transport (HTTP ``/api/health``, the
-Flight ``healthcheck`` action).
+Flight ``healthcheck`` action); and its readiness, whether it should get
+traffic (HTTP ``/api/ready``, the gRPC health service).
 
 - ``healthy`` (serving, nothing wrong);
 - ``degraded`` (still serving) with a ``problems`` list: files skipped as
@@ -10,6 +11,11 @@ Flight ``healthcheck`` action).
 
 A problem is ``{"problem": <code>, "details": <what is wrong and what to do>}``;
 the master's own problems (reloads) reach every process with the store.
+
+Readiness: ``ready`` once prices are loaded, ``not_ready`` with a ``reason``
+while there are none or while the service drains before it stops (SIGTERM
+with ``--drain-seconds``): a load balancer stops sending new requests, and
+those it still sends are answered.
 """
 from typing import NamedTuple
 
@@ -25,6 +31,14 @@ SKIPPED_FILES = "skipped_files"
 RELOAD_FAILED = "reload_failed"
 RELOAD_REFUSED = "reload_refused"
 STALE_DATA = "stale_data"
+# readiness
+READY = "ready"
+NOT_READY = "not_ready"
+DRAINING_REASON = "draining: the service is stopping"
+NO_DATA_REASON = (
+    "no prices loaded from the data directory; the service log says why "
+    "(point --data-dir at the price files, or add them and reload with SIGHUP)"
+)
 
 
 class Health(NamedTuple):
@@ -75,3 +89,12 @@ def _store_problems(store, stale_after, now):
                 problem(STALE_DATA, f"{name} {since}, older than --stale-after ({seconds} s); ingest newer reports and reload")
             )
     return found
+
+
+def readiness(store, draining=False):
+    """Whether a service serving ``store`` should get traffic: Health(ready, body)."""
+    if draining:
+        return Health(False, {"status": NOT_READY, "reason": DRAINING_REASON})
+    if store.total_rows == 0:
+        return Health(False, {"status": NOT_READY, "reason": NO_DATA_REASON})
+    return Health(True, {"status": READY})

@@ -43,7 +43,41 @@ def test_ports_and_probes_match_the_service():
     assert http_port in exposed
     assert f"containerPort: {http_port}" in KUBERNETES and f'"{http_port}:{http_port}"' in COMPOSE
     assert "127.0.0.1:8080/api/health" in DOCKERFILE
-    assert KUBERNETES.count("path: /api/health") == 2
+    assert KUBERNETES.count("path: /api/health") == 1  # liveness
+
+
+def env_value(manifest, name):
+    [value] = re.findall(rf"name: {name}, value: \"?([^\"}}]+)\"?}}", manifest)
+    return value
+
+
+def probe(manifest, kind):
+    """The text of one probe of the manifest (up to the next key at its indentation)."""
+    match = re.search(rf"^( +){kind}:\n((?:\1 .*\n)+)", manifest, re.M)
+    assert match, f"no {kind}"
+    return match.group(2)
+
+
+def test_kubernetes_probes_readiness_health_and_grpc_and_waits_for_the_drain():
+    from ercot_fast.serve.gunicorn import GRACEFUL_SECONDS
+    from ercot_fast.serve.grpc_health import FLIGHT_SERVICE
+    from ercot_fast.serve.supervisor import Supervisor
+
+    assert "httpGet: {path: /api/ready, port: http}" in probe(KUBERNETES, "readinessProbe")
+    assert "httpGet: {path: /api/health, port: http}" in probe(KUBERNETES, "livenessProbe")
+    health_port = config.split_addr(env_value(KUBERNETES, "HEALTH_ADDR"))[1]
+    assert f"containerPort: {health_port}" in KUBERNETES
+    grpc_probes = re.findall(r"grpc: \{port: (\d+)(?:, service: ([\w.]+))?\}", KUBERNETES)
+    assert grpc_probes and all(int(port) == health_port and service in ("", FLIGHT_SERVICE) for port, service in grpc_probes)
+    drain = float(env_value(KUBERNETES, "DRAIN_SECONDS"))
+    assert drain > 0
+    stop_child = Supervisor.stop.__defaults__[0]
+    grace = int(re.search(r"terminationGracePeriodSeconds: (\d+)", KUBERNETES).group(1))
+    assert grace > drain + GRACEFUL_SECONDS + stop_child
+    compose_grace = int(re.search(r"stop_grace_period: (\d+)s", COMPOSE).group(1))
+    assert compose_grace > float(re.search(r'DRAIN_SECONDS: "([\d.]+)"', COMPOSE).group(1)) + GRACEFUL_SECONDS + stop_child
+    compose_health = config.split_addr(re.search(r'HEALTH_ADDR: "([^"]+)"', COMPOSE).group(1))[1]
+    assert f'"{compose_health}:{compose_health}"' in COMPOSE
 
 
 def test_image_builds_with_the_install_script_and_demo_data():

@@ -76,6 +76,33 @@ def test_live_app_answers_from_the_new_store_at_the_next_request(fixture_store, 
     assert client.simulate_get("/api/health").json["status"] == "degraded"
 
 
+def test_the_masters_status_is_followed_without_a_rebuild(fixture_store, publisher):
+    publisher.publish(fixture_store)
+    follower = publisher.follower()
+    assert not follower.draining and not follower.flight_serving
+    built = []
+
+    def build(followed):
+        built.append(followed.store)
+        return create_app(followed.store, problems=followed.problems, draining=lambda: followed.draining)
+
+    client = testing.TestClient(LiveApp(follower, build))
+    assert client.simulate_get("/api/ready").status_code == 200
+    publisher.set_status(draining=True, flight_serving=True)
+    resp = client.simulate_get("/api/ready")
+    assert resp.status_code == 503 and resp.json["reason"] == "draining: the service is stopping"
+    assert follower.draining and follower.flight_serving and len(built) == 1  # the same app, the same caches
+    generation = follower.generation
+    publisher.set_status(draining=True)  # no change: nothing published
+    assert not follower.changed() and follower.generation == generation
+    assert publisher.follower().draining  # a process forked later starts with it
+    publisher.set_api_keys({"desk": "00" * 32})  # new keys: a rebuild (the guard holds them)
+    client.simulate_get("/api/ready")
+    assert len(built) == 2 and follower.api_keys == {"desk": "00" * 32}
+    with pytest.raises(ValueError, match="unknown status"):
+        publisher.set_status(nope=True)
+
+
 def test_old_snapshots_are_removed(fixture_store, publisher):
     for _ in range(4):
         publisher.publish(fixture_store)

@@ -64,6 +64,25 @@ def test_a_crashed_child_is_restarted_with_the_same_arguments(supervisor):
     assert sup.pid not in (None, first) and sup.detail == "data" and alive(sup.pid)
 
 
+def test_the_master_is_told_when_a_child_serves_and_ends_and_the_child_is_named():
+    changes = []
+    sup = Supervisor("test child", serve_tag, title="ercot-test", on_change=changes.append)
+    try:
+        first = sup.start("data")
+        assert changes == [True]
+        assert Path(f"/proc/{first}/comm").read_text().strip() == "ercot-test"
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while (sup.pid in (None, first)) and time.monotonic() < deadline:
+            sup.keep_alive()
+            time.sleep(0.02)
+        assert changes == [True, False, True]  # died, restarted
+        sup.stop(timeout=5)
+        assert changes == [True, False, True, False]
+    finally:
+        sup.stop(timeout=5)
+
+
 def test_a_child_stopped_on_purpose_is_not_restarted_until_revived(supervisor):
     sup = supervisor(serve_tag)
     pid = sup.start("data")

@@ -15,6 +15,7 @@ from ercot_fast.api.resources import (
     MetricsResource,
     OpenApiResource,
     PricesResource,
+    ReadyResource,
     json_bytes,
 )
 from ercot_fast.api.response_cache import ResponseCache
@@ -30,7 +31,7 @@ from ercot_fast.config import (
 
 log = logging.getLogger(__name__)
 
-ROUTES = ("/api/prices", "/api/health", "/api/available_hubs", "/api/openapi.json", "/metrics")
+ROUTES = ("/api/prices", "/api/health", "/api/ready", "/api/available_hubs", "/api/openapi.json", "/metrics")
 # what a query error is about -> where an HTTP client finds what to change
 HINTS = {
     errors.SETTLEMENT_POINTS: "see /api/available_hubs",
@@ -50,6 +51,7 @@ def create_app(
     max_response_mb=DEFAULT_MAX_RESPONSE_MB,
     request_timeout=DEFAULT_REQUEST_TIMEOUT,
     counters=None,
+    draining=None,
 ):
     """The WSGI app over ``store`` (already loaded: the app never reads files).
 
@@ -61,6 +63,7 @@ def create_app(
     seconds an answer may compute (503 past it; only in the main thread);
     ``counters``: the process's ``metrics.counters.Counters`` (None: this
     app's own, in memory), which /metrics adds up with the other processes'.
+    ``draining``: a function, True while the service drains (``/api/ready`` 503).
     """
     counters = counters if counters is not None else Counters()
     app = falcon.App()
@@ -70,6 +73,7 @@ def create_app(
                             counters)
     app.add_route("/api/prices", prices)
     app.add_route("/api/health", HealthResource(store, problems, stale_after))
+    app.add_route("/api/ready", ReadyResource(store, draining))
     app.add_route("/api/available_hubs", AvailableHubsResource(store))
     app.add_route("/api/openapi.json", OpenApiResource(store))
     app.add_route("/metrics", MetricsResource(store, counters))

@@ -2,7 +2,7 @@
 from the same constants the query layer and the resources check against, so
 that it cannot drift from them: every route, parameter, body, response and
 error shape. The settlement points it lists are those of the loaded store."""
-from ercot_fast import __version__, datasets
+from ercot_fast import __version__, datasets, health
 from ercot_fast.api import encoding
 from ercot_fast.query import parse
 from ercot_fast.render import arrow, formats
@@ -143,6 +143,16 @@ def document(settlement_points):
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}},
                 },
             }},
+            "/api/ready": {"get": {
+                "summary": "Whether the service should get traffic: prices loaded and not stopping",
+                "operationId": "getReady",
+                "responses": {
+                    "200": {"description": "ready",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Ready"}}}},
+                    "503": {"description": "not ready: no prices loaded, or draining before a stop (the reason says which)",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Ready"}}}},
+                },
+            }},
             "/api/available_hubs": {"get": {
                 "summary": "The settlement points in the data, hubs then load zones then DC ties",
                 "operationId": "getAvailableHubs",
@@ -203,6 +213,15 @@ def document(settlement_points):
                         "type": "object", "required": ["problem", "details"],
                         "properties": {"problem": {"type": "string"}, "details": {"type": "string"}},
                     }},
+                },
+            },
+            "Ready": {
+                "type": "object",
+                "required": ["status"],
+                "additionalProperties": False,
+                "properties": {
+                    "status": {"type": "string", "enum": [health.READY, health.NOT_READY]},
+                    "reason": {"type": "string"},
                 },
             },
             "Error": {

@@ -264,6 +264,25 @@ class HealthResource:
     on_head = on_get
 
 
+class ReadyResource:
+    """GET /api/ready: 200 once prices are loaded; 503 with the reason while
+    there are none or while the service drains (``draining()`` is True)."""
+
+    def __init__(self, store, draining=None):
+        self._store = store
+        self._draining = draining or (lambda: False)
+
+    def on_get(self, req, resp):
+        ready, body = health.readiness(self._store, self._draining())
+        if not ready:
+            resp.status = falcon.HTTP_503
+        resp.cache_control = ("no-store",)
+        resp.data = json_bytes(body)
+        resp.content_type = JSON
+
+    on_head = on_get
+
+
 class AvailableHubsResource:
     def __init__(self, store):
         self._body = json_bytes(list(store.settlement_points))

@@ -3,19 +3,25 @@
 The store is loaded once in the master and published as memory-mapped files
 (``store.shared``), so N workers share one copy of the prices. SIGHUP reloads
 the data directory in the master, which publishes the new store; every
-process swaps to it in place. SIGINT/SIGTERM stop everything.
+process swaps to it in place. SIGINT/SIGTERM stop everything; with
+``--drain-seconds``, SIGTERM first publishes "draining" (``/api/ready`` 503,
+gRPC health NOT_SERVING, everything else served as before) for that long, so
+load balancers stop sending requests before the ports close.
 
 The Arrow Flight server runs in one more child of the master
 (``serve.supervisor``), forked before gunicorn starts (gRPC threads and fork()
 do not mix, and gunicorn forks workers at any time): it shares the store's
 pages too, follows reloads like the workers, is restarted after a crash, and
-stops with the master.
+stops with the master. With ``--health-addr`` the gRPC health service
+(``serve.grpc_health``) runs in another such child; the master publishes
+whether the Flight child serves, for it to report.
 """
 import gc
 import logging
 import os
 import signal
 import sys
+import time
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
@@ -29,10 +35,10 @@ from ercot_fast.api.app import ROUTES, LiveApp, create_app
 from ercot_fast.errors import ChildStartError
 from ercot_fast.metrics.counters import Counters
 from ercot_fast.flight import server as flight_server
-from ercot_fast.serve import reload
+from ercot_fast.serve import grpc_health, reload
 from ercot_fast.serve.supervisor import ChildCall, Supervisor
 from ercot_fast.store.load import load_store, return_freed_memory
-from ercot_fast.store.shared import Publisher
+from ercot_fast.store.shared import DRAINING, FLIGHT_SERVING, Publisher
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +50,8 @@ class GunicornLogger(Logger):
         super().setup(cfg)
         for handler in self.error_log.handlers:
             handler.setFormatter(logs.formatter())
+
+GRACEFUL_SECONDS = 5  # a stop waits this long for the workers' requests in hand (then the children stop)
 
 # config.WORKER_CLASSES -> gunicorn's worker class
 WORKER_CLASSES = {
@@ -89,7 +97,13 @@ class PriceService(BaseApplication):
             del loaded
             return_freed_memory()  # before the workers fork: they must not inherit the loaded arrays
             follower = self._follower = self.publisher.follower()
-            self.flight = Supervisor("Arrow Flight server", flight_server.serve)
+            self.flight = Supervisor("Arrow Flight server", flight_server.serve, title="ercot-flight",
+                                     on_change=lambda running: self.set_status(**{FLIGHT_SERVING: running}))
+            self.children = [self.flight]
+            self.grpc_health = None
+            if settings.health_addr:
+                self.grpc_health = Supervisor("gRPC health service", grpc_health.serve, title="ercot-health")
+                self.children.append(self.grpc_health)
             sql_limits = (settings.sql_timeout, settings.sql_max_result_mb, settings.sql_memory_mb)
             access_log_format = settings.log_format if settings.access_log else None
             self._flight_args = (follower, settings.flight_addr, settings.max_range_days, settings.stale_after, sql_limits,
@@ -146,6 +160,7 @@ class PriceService(BaseApplication):
             max_response_mb=s.max_response_mb,
             request_timeout=s.request_timeout,
             counters=counters,
+            draining=lambda: self._follower.draining,
         )
 
     def load_config(self):
@@ -157,7 +172,7 @@ class PriceService(BaseApplication):
             "accesslog": None,  # ours is a layer of the seam (api.observe): both HTTP paths
             "logger_class": "ercot_fast.serve.gunicorn.GunicornLogger",
             "control_socket_disable": True,
-            "graceful_timeout": 5,
+            "graceful_timeout": GRACEFUL_SECONDS,
             # NOTE: meinheld's own limit is about 8 KB; the sync worker's is
             # raised to match (longer lists of settlement points: POST)
             "limit_request_line": 8190,
@@ -172,9 +187,9 @@ class PriceService(BaseApplication):
         return LiveApp(self._follower, self._build_app)
 
     def run(self):
-        """Start the Flight child, then gunicorn; whatever ends gunicorn
-        (SIGTERM, Ctrl-C, a fatal error) also stops the child and removes
-        the shared store's files."""
+        """Start the Flight child (and the gRPC health child), then gunicorn;
+        whatever ends gunicorn (SIGTERM, Ctrl-C, a fatal error) also stops the
+        children and removes the shared store's files."""
         try:
             try:
                 self.flight.start(*self._flight_args)
@@ -183,6 +198,14 @@ class PriceService(BaseApplication):
                     f"error: Arrow Flight cannot serve on {self.settings.flight_addr}: {exc.details} "
                     "(is the port in use? choose another with --flight-addr or FLIGHT_ADDR)"
                 )
+            if self.grpc_health is not None:
+                try:
+                    self.grpc_health.start(self._follower, self.settings.health_addr)
+                except ChildStartError as exc:
+                    raise SystemExit(
+                        f"error: the gRPC health service cannot serve on {self.settings.health_addr}: {exc.details} "
+                        "(is the port in use? choose another with --health-addr or HEALTH_ADDR)"
+                    )
             _Arbiter(self).run()
         except RuntimeError as exc:  # as BaseApplication.run reports it
             print(f"\nError: {exc}\n", file=sys.stderr)
@@ -191,8 +214,19 @@ class PriceService(BaseApplication):
             if os.getpid() == self._owner:  # the workers unwind through here too
                 if self._reload is not None:
                     self._reload.cancel()
-                self.flight.stop()
+                for child in reversed(self.children):  # health first: it never outlives what it reports on
+                    child.stop()
                 self.publisher.close()
+
+    def set_status(self, **changes):
+        """Publish the master's status (``store.shared``: draining, Flight
+        serving) to every process; a failure to write it is logged, not fatal."""
+        try:
+            self.publisher.set_status(**changes)
+        except OSError as exc:
+            log.error("could not publish %s to the other processes (%s)", ", ".join(changes), exc)
+            return
+        self._follower.refresh()
 
     def reload_data(self):
         """SIGHUP: load the data directory again, in a child (its memory, or
@@ -275,26 +309,57 @@ class PriceService(BaseApplication):
 
 
 class _Arbiter(Arbiter):
-    """gunicorn's arbiter, also minding the Flight child: it collects the
+    """gunicorn's arbiter, also minding the supervised children: it collects a
     child's exit before gunicorn's ``waitpid(-1)`` would take it silently, and
-    restarts a crashed child (with back-off) from its main loop."""
+    restarts a crashed child (with back-off) from its main loop. SIGTERM with
+    ``--drain-seconds`` drains first (a second SIGTERM, or SIGINT, stops at once)."""
+
+    _drain_until = None  # monotonic time the drain ends, while draining
 
     def handle_hup(self):
         # NOTE: not gunicorn's reload, which replaces the workers and closes
         # their keep-alive connections: the data swaps in place instead.
         self.app.reload_data()
-        self.app.flight.revive()
+        for child in self.app.children:
+            child.revive()
 
     def handle_chld(self):
-        self.app.flight.reap()
+        for child in self.app.children:
+            child.reap()
         super().handle_chld()
 
     handle_cld = handle_chld
 
+    def handle_term(self):
+        seconds = self.app.settings.drain_seconds
+        if self._drain_until is not None:
+            log.info("SIGTERM again while draining: stopping now")
+            raise StopIteration
+        if seconds <= 0:
+            raise StopIteration
+        self._drain_until = time.monotonic() + seconds
+        self.app.set_status(**{DRAINING: True})
+        log.info("SIGTERM: draining for %g s (/api/ready answers 503, everything else is served), then stopping; "
+                 "SIGTERM again or SIGINT stops at once", seconds)
+
+    def wait_for_signals(self, timeout=1.0):
+        if self._drain_until is not None:  # wake when the drain ends
+            timeout = max(0.0, min(timeout, self._drain_until - time.monotonic()))
+        return super().wait_for_signals(timeout)
+
     def manage_workers(self):
         super().manage_workers()
-        self.app.flight.keep_alive()
+        for child in self.app.children:
+            child.keep_alive()
         self.app.finish_reload()
+        if self._drain_until is not None and time.monotonic() >= self._drain_until:
+            log.info("drained: stopping")
+            raise StopIteration
+
+    def stop(self, graceful=True):
+        # the ports close now: readiness and gRPC health say so while the workers finish
+        self.app.set_status(**{DRAINING: True})
+        super().stop(graceful)
 
     def kill_worker(self, pid, sig):
         # NOTE: a quick stop is SIGQUIT in gunicorn, but a meinheld worker

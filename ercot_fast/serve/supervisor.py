@@ -1,5 +1,5 @@
 """Forked children of the master: supervised ones that serve (the Arrow Flight
-server now; others later), started with a readiness handshake, stopped,
+server, the gRPC health service), started with a readiness handshake, stopped,
 reaped, restarted after a crash with back-off and started again on demand
 after a deliberate stop; and one-shot ones (``ChildCall``: a reload's load),
 whose memory and crashes stay out of the master.
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _PR_SET_PDEATHSIG = 1
+_PR_SET_NAME = 15
 # the master's (gunicorn's) handlers a child must not keep
 _MASTER_SIGNALS = (
     signal.SIGCHLD, signal.SIGQUIT, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH,
@@ -75,9 +76,14 @@ class Supervisor:
     RESTART_DELAYS = (0, 1, 2, 5, 10, 30, 60)  # seconds, after quick crashes
     STABLE_SECONDS = 60  # a child that ran this long restarts without delay
 
-    def __init__(self, name, target):
+    def __init__(self, name, target, title=None, on_change=None):
+        """``title``: the child's process name (``ps``, ``/proc/PID/comm``, at
+        most 15 bytes); ``on_change(running)``: called in the master when a
+        child becomes ready (True) and when it exits or is stopped (False)."""
         self.name = name
         self.target = target
+        self.title = title
+        self._on_change = on_change or (lambda running: None)
         self.args = ()
         self.pid = None
         self.detail = None  # what the child said when ready (e.g. its port)
@@ -109,10 +115,14 @@ class Supervisor:
         pid = os.fork()
         if pid == 0:  # the child never returns into the master's code
             os.close(read_fd)
-            os._exit(_run_child(self.name, self.target, self.args, self._owner, write_fd))
+            os._exit(_run_child(self.name, self.target, self.args, self._owner, write_fd, self.title))
         os.close(write_fd)
         try:
             message = _read_message(read_fd, deadline)
+        except BaseException:  # Ctrl-C while it starts: a child that never served goes at once
+            _signal(pid, signal.SIGKILL)
+            self._retiring.append(pid)  # reaped by stop()
+            raise
         finally:
             os.close(read_fd)
         if not message.startswith("ok"):
@@ -120,6 +130,7 @@ class Supervisor:
             raise ChildStartError(f"{self.name} cannot start", message.removeprefix("error ") or "no answer")
         self.pid, self.detail = pid, message[3:]
         self._started_at = time.monotonic()
+        self._on_change(True)
         return pid
 
     def stop(self, timeout=10.0):
@@ -159,6 +170,7 @@ class Supervisor:
         if pid == 0:
             return
         self.pid = None
+        self._on_change(False)
         if status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
             # NOTE: like systemd's Restart=on-failure: someone stopped it on purpose
             log.warning("%s (pid %d) was stopped; SIGHUP the master to start it again", self.name, pid)
@@ -187,6 +199,7 @@ class Supervisor:
             _signal(self.pid, signal.SIGTERM)
             self._retiring.append(self.pid)
             self.pid = None
+            self._on_change(False)
 
     def _schedule_restart(self):
         """Restart at once after the first crash, then back off."""
@@ -299,12 +312,14 @@ def _call_and_exit(function, args, write_fd, master_pid):
         os._exit(code)
 
 
-def _run_child(name, target, args, master_pid, ready_fd):
+def _run_child(name, target, args, master_pid, ready_fd, title=None):
     """The forked child's whole life; returns its exit code."""
     child = Child(name, ready_fd)
     code = 1
     try:
         _reset_inherited_state(ready_fd)
+        if title:
+            _set_process_name(title)
         if os.getppid() != master_pid:  # the master died before prctl took effect
             return 0
         try:
@@ -350,6 +365,18 @@ def _die_with_parent():
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     except (OSError, AttributeError):  # not Linux: the master's stop() still ends it
+        pass
+
+
+def _set_process_name(title):
+    """Linux: name this process (``ps -o comm``, ``/proc/PID/comm``) so an
+    operator tells the children apart."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_NAME, ctypes.c_char_p(title.encode()[:15]), 0, 0, 0)
+    except (OSError, AttributeError):
         pass
 
 

@@ -2,9 +2,10 @@
 
 The master publishes: it writes each store it loads as a snapshot
 (``store.snapshot``) into a runtime folder, then a small state file naming the
-current snapshot, the master's problems (a refused or failed reload) and the
-digests of the accepted API keys (``access.keys``), then
-bumps a generation counter: eight bytes in a memory-mapped file. Every serving
+current snapshot, the master's problems (a refused or failed reload), the
+digests of the accepted API keys (``access.keys``) and its status (draining
+on SIGTERM, whether the Flight child serves), then bumps a
+generation counter: eight bytes in a memory-mapped file. Every serving
 process (HTTP workers, the Flight child) follows: before each request it reads
 the counter, and when it has moved it opens the current snapshot and swaps to
 it. Requests in flight finish on the store they started with; no process
@@ -34,6 +35,10 @@ _GENERATION = "generation"
 _STATE = "state.json"
 _KEEP = 2  # snapshots kept: the current one and the one before (processes may still be opening it)
 _PREFIX = "ercot-fast-"  # then the master's pid: ercot-fast-<pid>-<random>
+# the master's status, as every process sees it (``Publisher.set_status``)
+DRAINING = "draining"  # SIGTERM with --drain-seconds: stopping soon, still serving
+FLIGHT_SERVING = "flight_serving"  # the Flight child is up (started, not died since)
+_STATUS = {DRAINING: False, FLIGHT_SERVING: False}
 
 
 def _remove_orphans(parent):
@@ -66,6 +71,7 @@ class Publisher:
             self._counter = mmap.mmap(f.fileno(), 8)
         self.problems = ()
         self.api_keys = {}
+        self.status = dict(_STATUS)
 
     def publish(self, store, problems=()):
         """Serve ``store`` from now on (the processes map it from its files).
@@ -97,11 +103,25 @@ class Publisher:
         """Keep the store; tell every process the accepted keys ({name: digest}) changed."""
         self.api_keys = dict(digests)
         if self._snapshots:  # NOTE: before the first store, publish() announces them
-            self.set_problems(self.problems)
+            self._generation += 1
+            self._announce(self.problems)
+
+    def set_status(self, **changes):
+        """Keep the store and problems; tell every process the master's status
+        changed (``DRAINING``, ``FLIGHT_SERVING``: True or False)."""
+        unknown = set(changes) - set(_STATUS)
+        if unknown:
+            raise ValueError(f"unknown status {', '.join(sorted(unknown))}")
+        if all(self.status[name] == value for name, value in changes.items()):
+            return
+        self.status.update(changes)
+        self._generation += 1
+        self._announce(self.problems)
 
     def _announce(self, problems):
         self.problems = tuple(problems)
-        state = {"snapshot": self._snapshots[-1].name, "problems": list(self.problems), "api_keys": self.api_keys}
+        state = {"snapshot": self._snapshots[-1].name, "problems": list(self.problems), "api_keys": self.api_keys,
+                 "status": self.status}
         write_atomically(self.directory / _STATE, json.dumps(state).encode())
         self._counter[:8] = self._generation.to_bytes(8, "little")
 
@@ -110,7 +130,7 @@ class Publisher:
         forked later inherit it and follow on their own)."""
         current = self._snapshots[-1]
         return Follower(self.directory, snapshot.open_store(current), self.problems, self._generation, current.name,
-                        self.api_keys)
+                        self.status, self.api_keys)
 
     def close(self):
         self._counter.close()
@@ -118,16 +138,17 @@ class Publisher:
 
 
 class Follower:
-    """A serving process's side: the current store, problems and API keys, refreshed
-    when the master's generation moves. Thread-safe (Flight serves calls on
-    several threads)."""
+    """A serving process's side: the current store, problems, API keys and status,
+    refreshed when the master's generation moves. Thread-safe (Flight serves
+    calls on several threads)."""
 
     RETRY_SECONDS = 1.0  # after a failed refresh, try again at most this often
 
-    def __init__(self, directory, store, problems, generation, snapshot_name, api_keys=None):
+    def __init__(self, directory, store, problems, generation, snapshot_name, status=None, api_keys=None):
         self.directory = Path(directory)
         self.store = store
         self.problems = tuple(problems)
+        self.status = {**_STATUS, **(status or {})}
         self.api_keys = dict(api_keys or {})
         self.generation = generation
         self._snapshot = snapshot_name
@@ -141,14 +162,28 @@ class Follower:
         PERF: one read of eight mapped bytes."""
         return int.from_bytes(self._counter[:8], "little") != self.generation
 
+    @property
+    def draining(self):
+        """True once the master drains (SIGTERM with --drain-seconds)."""
+        return self.status[DRAINING]
+
+    @property
+    def flight_serving(self):
+        """True while the master's Flight child serves."""
+        return self.status[FLIGHT_SERVING]
+
     def refresh(self):
-        """Follow the master: returns True when the store or problems changed."""
+        """Follow the master: returns True when the store, problems or API keys changed
+        (what a serving process rebuilds on); the status is followed too,
+        without a rebuild."""
         with self._lock:
             latest = int.from_bytes(self._counter[:8], "little")
             if latest == self.generation or time.monotonic() - self._failed_at < self.RETRY_SECONDS:
                 return False
             try:
                 state = json.loads((self.directory / _STATE).read_text())
+                changed = (state["snapshot"] != self._snapshot or tuple(state["problems"]) != self.problems
+                           or state["api_keys"] != self.api_keys)
                 if state["snapshot"] != self._snapshot:
                     self.store = snapshot.open_store(self.directory / state["snapshot"])
                     self._snapshot = state["snapshot"]
@@ -157,6 +192,7 @@ class Follower:
                 log.warning("process %d could not follow the new store yet (%s); still serving the one before", os.getpid(), exc)
                 return False
             self.problems = tuple(state["problems"])
+            self.status = {**_STATUS, **state.get("status", {})}
             self.api_keys = state["api_keys"]
             self.generation = latest
-            return True
+            return changed

@@ -4,13 +4,15 @@ its settings without loading the serving stack."""
 import argparse
 import dataclasses
 import os
+import ssl
 from pathlib import Path
 
 DEFAULT_MAX_RANGE_DAYS = 3700
 DEFAULT_CACHE_MB = 64  # per-worker response cache
 DEFAULT_MAX_AGE = 60  # Cache-Control max-age of price answers, seconds
-WORKER_CLASSES = ("meinheld", "sync")
-LOG_FORMATS = ("text", "json")  # logs.FORMATS, kept equal by a test  # serve.gunicorn maps them to gunicorn worker classes
+WORKER_CLASSES = ("meinheld", "gthread", "sync")  # serve.gunicorn maps them to gunicorn worker classes
+TLS_WORKER_CLASS = "gthread"  # the default with TLS: meinheld has none
+LOG_FORMATS = ("text", "json")  # logs.FORMATS, kept equal by a test
 DEFAULT_MAX_SERIES = 1000  # series one request may ask for (duplicates count)
 DEFAULT_MIN_RELOAD_FRACTION = 0.9  # a reload with fewer rows than this share of a data set's is refused
 DEFAULT_SQL_TIMEOUT = 30.0  # seconds one Flight SQL query may run
@@ -39,6 +41,12 @@ class ServeConfig:
     sql_timeout: float = DEFAULT_SQL_TIMEOUT
     sql_max_result_mb: int = DEFAULT_SQL_MAX_RESULT_MB
     sql_memory_mb: int = DEFAULT_SQL_MEMORY_MB
+    tls_cert: str | None = None  # PEM certificate chain; with tls_key: HTTPS and grpc+tls://
+    tls_key: str | None = None
+
+    @property
+    def tls(self):
+        return self.tls_cert is not None
 
     def describe(self):
         return " ".join(f"{k}={v}" for k, v in dataclasses.asdict(self).items())
@@ -50,7 +58,7 @@ _SERVE_SETTINGS = {
     "json_addr": ("JSON_ADDR", "0.0.0.0:8080", str),
     "flight_addr": ("FLIGHT_ADDR", "0.0.0.0:50051", str),
     "workers": ("WORKERS", os.cpu_count() or 1, int),
-    "worker_class": ("WORKER_CLASS", "meinheld", str),
+    "worker_class": ("WORKER_CLASS", None, str),  # None: meinheld, or TLS_WORKER_CLASS with TLS
     "max_range_days": ("MAX_RANGE_DAYS", DEFAULT_MAX_RANGE_DAYS, int),
     "response_cache_mb": ("RESPONSE_CACHE_MB", DEFAULT_CACHE_MB, int),
     "cache_max_age": ("CACHE_MAX_AGE", DEFAULT_MAX_AGE, int),
@@ -65,6 +73,8 @@ _SERVE_SETTINGS = {
     "sql_timeout": ("SQL_TIMEOUT", DEFAULT_SQL_TIMEOUT, float),
     "sql_max_result_mb": ("SQL_MAX_RESULT_MB", DEFAULT_SQL_MAX_RESULT_MB, int),
     "sql_memory_mb": ("SQL_MEMORY_MB", DEFAULT_SQL_MEMORY_MB, int),
+    "tls_cert": ("TLS_CERT", None, str),
+    "tls_key": ("TLS_KEY", None, str),
 }
 
 
@@ -78,7 +88,8 @@ def add_serve_arguments(parser):
     parser.add_argument(
         "--worker-class",
         choices=tuple(WORKER_CLASSES),
-        help="gunicorn worker: meinheld (fast, the default) or sync (fallback) (env WORKER_CLASS)",
+        help="gunicorn worker: meinheld (fast, the default), gthread (the default with TLS: meinheld has none) "
+        "or sync (fallback) (env WORKER_CLASS)",
     )
     parser.add_argument(
         "--max-range-days",
@@ -153,6 +164,14 @@ def add_serve_arguments(parser):
         type=int,
         help=f"working memory of the SQL engine (env SQL_MEMORY_MB; default {DEFAULT_SQL_MEMORY_MB})",
     )
+    parser.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        help=f"PEM certificate (chain): serve HTTPS (with the {TLS_WORKER_CLASS} worker, as meinheld has no TLS; "
+        "or put nginx in front of meinheld: README) and Flight over TLS (grpc+tls://); needs --tls-key "
+        "(env TLS_CERT; default: no TLS)",
+    )
+    parser.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert, unencrypted (env TLS_KEY)")
 
 
 def _argument(parse):
@@ -214,6 +233,9 @@ def serve_config(args, environ=os.environ):
                 what = kind.__name__ if isinstance(kind, type) else "value"
                 raise SystemExit(f"error: environment variable {env}={environ[env]!r} is not a valid {what} ({exc})")
         values[name] = default if value is None else value
+    _check_tls(values["tls_cert"], values["tls_key"], values["worker_class"])
+    if values["worker_class"] is None:
+        values["worker_class"] = TLS_WORKER_CLASS if values["tls_cert"] else "meinheld"
     config = ServeConfig(**values)
     if config.worker_class not in WORKER_CLASSES:
         raise SystemExit(f"error: worker class {config.worker_class!r}: use one of {', '.join(WORKER_CLASSES)}")
@@ -236,6 +258,35 @@ def serve_config(args, environ=os.environ):
     if config.flight_addr == config.json_addr:
         raise SystemExit(f"error: --json-addr and --flight-addr are both {config.json_addr}: give them different ports")
     return config
+
+
+def _check_tls(cert, key, worker_class):
+    """Both files or neither, readable, a certificate and its unencrypted key;
+    never meinheld (it has no TLS)."""
+    if (cert is None) != (key is None):
+        raise SystemExit("error: give both --tls-cert and --tls-key (or TLS_CERT and TLS_KEY), or neither")
+    if cert is None:
+        return
+    if worker_class == "meinheld":
+        raise SystemExit(
+            "error: the meinheld worker cannot serve TLS: leave --worker-class (WORKER_CLASS) unset to serve "
+            f"HTTPS with {TLS_WORKER_CLASS}, or keep meinheld on plain HTTP behind nginx's TLS (README, TLS)"
+        )
+    for flag, path, marker, what in (("--tls-cert", cert, b"-----BEGIN CERTIFICATE-----", "certificate"),
+                                     ("--tls-key", key, b"PRIVATE KEY-----", "private key")):
+        try:
+            with open(path, "rb") as file:
+                text = file.read()
+        except OSError as exc:
+            raise SystemExit(f"error: {flag} {path}: cannot read it ({exc.strerror or exc})")
+        if marker not in text:
+            raise SystemExit(f"error: {flag} {path} is not a PEM {what}")
+        if b"ENCRYPTED" in text:  # NOTE: OpenSSL would ask for its passphrase on the terminal
+            raise SystemExit(f"error: {flag} {path} holds an encrypted key: give the key without a passphrase")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except ssl.SSLError as exc:
+        raise SystemExit(f"error: --tls-cert {cert} and --tls-key {key} do not make a certificate and its key ({exc.reason or exc})")
 
 
 def split_addr(addr):

@@ -13,6 +13,7 @@ import ssl
 import subprocess
 import threading
 import time
+import types
 import urllib.error
 import urllib.request
 
@@ -157,6 +158,29 @@ def test_the_tls_worker_stops_cleanly_with_connections_open(serve, sig, group):
     assert served.proc.returncode == 0, log
     assert "Traceback" not in log and "Shutting down: Master" in log
     assert load.statuses[200] >= 50
+
+
+def test_a_renewed_certificate_serves_from_the_next_connection(serve, ca, other_ca, tmp_path):
+    """One SSL context per worker (serve.tls), built again when the files change:
+    no restart for a renewal; a renewal that does not load keeps the one before."""
+    live = types.SimpleNamespace(ca=ca.ca, cert=tmp_path / "fullchain.pem", key=tmp_path / "privkey.pem")
+    live.cert.write_bytes(ca.cert.read_bytes())
+    live.key.write_bytes(ca.key.read_bytes())
+    served = serve(tls=live)
+    with requests.Session() as session:
+        for _ in range(2):
+            assert session.get(served.base + TILE, verify=str(ca.ca), timeout=10).ok
+    live.key.write_text("-----BEGIN PRIVATE KEY-----\nbroken\n-----END PRIVATE KEY-----\n")  # half a renewal
+    assert requests.get(served.base + TILE, verify=str(ca.ca), timeout=10).ok  # still the one loaded before
+    for source, target in ((other_ca.cert, live.cert), (other_ca.key, live.key)):
+        target.with_suffix(".new").write_bytes(source.read_bytes())
+        target.with_suffix(".new").replace(target)
+    assert requests.get(served.base + TILE, verify=str(other_ca.ca), timeout=10).ok  # the renewed one
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(served.base + TILE, verify=str(ca.ca), timeout=10)
+    log = served.stop()
+    assert served.proc.returncode == 0 and "Traceback" not in log, log
+    assert f"TLS: {live.cert} and {live.key} changed but do not load" in log
 
 
 # --- misconfiguration -----------------------------------------------------------------

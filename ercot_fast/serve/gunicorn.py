@@ -26,7 +26,7 @@ from ercot_fast.api import access_log
 from ercot_fast.api.app import ROUTES, LiveApp, create_app
 from ercot_fast.errors import ChildStartError
 from ercot_fast.flight import server as flight_server
-from ercot_fast.serve import reload
+from ercot_fast.serve import reload, tls
 from ercot_fast.serve.supervisor import ChildCall, Supervisor
 from ercot_fast.store.load import load_store, return_freed_memory
 from ercot_fast.store.shared import Publisher
@@ -85,9 +85,9 @@ class PriceService(BaseApplication):
             self.flight = Supervisor("Arrow Flight server", flight_server.serve)
             sql_limits = (settings.sql_timeout, settings.sql_max_result_mb, settings.sql_memory_mb)
             access_log_format = settings.log_format if settings.access_log else None
-            tls = (settings.tls_cert, settings.tls_key) if settings.tls else None
+            flight_tls = (settings.tls_cert, settings.tls_key) if settings.tls else None
             self._flight_args = (follower, settings.flight_addr, settings.max_range_days, settings.stale_after, sql_limits,
-                                 access_log_format, tls)
+                                 access_log_format, flight_tls)
             self._reload = None  # the ChildCall loading a reload, while one runs
             self._reload_folder = None
             self._reload_again = False
@@ -127,8 +127,7 @@ class PriceService(BaseApplication):
         if self.settings.worker_class == "gthread":
             options["threads"] = GTHREAD_THREADS
         if self.settings.tls:
-            # NOTE: gunicorn reads both files for every new connection: renewed files serve without a restart
-            options.update(certfile=self.settings.tls_cert, keyfile=self.settings.tls_key)
+            options.update(certfile=self.settings.tls_cert, keyfile=self.settings.tls_key, ssl_context=tls.ssl_context)
         for key, value in options.items():
             self.cfg.set(key, value)
 

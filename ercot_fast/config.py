@@ -43,10 +43,15 @@ class ServeConfig:
     sql_memory_mb: int = DEFAULT_SQL_MEMORY_MB
     tls_cert: str | None = None  # PEM certificate chain; with tls_key: HTTPS and grpc+tls://
     tls_key: str | None = None
+    plain_http: bool = False  # TLS for Flight only: a proxy in front terminates HTTP's
 
     @property
     def tls(self):
         return self.tls_cert is not None
+
+    @property
+    def http_tls(self):
+        return self.tls and not self.plain_http
 
     def describe(self):
         return " ".join(f"{k}={v}" for k, v in dataclasses.asdict(self).items())
@@ -75,6 +80,7 @@ _SERVE_SETTINGS = {
     "sql_memory_mb": ("SQL_MEMORY_MB", DEFAULT_SQL_MEMORY_MB, int),
     "tls_cert": ("TLS_CERT", None, str),
     "tls_key": ("TLS_KEY", None, str),
+    "plain_http": ("PLAIN_HTTP", False, lambda text: parse_bool(text, "PLAIN_HTTP")),
 }
 
 
@@ -172,6 +178,13 @@ def add_serve_arguments(parser):
         "(env TLS_CERT; default: no TLS)",
     )
     parser.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert, unencrypted (env TLS_KEY)")
+    parser.add_argument(
+        "--plain-http",
+        action="store_true",
+        default=None,
+        help="serve HTTP without TLS even with --tls-cert, which then applies to Flight only: for nginx "
+        "terminating TLS in front of meinheld (env PLAIN_HTTP=1; default off)",
+    )
 
 
 def _argument(parse):
@@ -233,9 +246,10 @@ def serve_config(args, environ=os.environ):
                 what = kind.__name__ if isinstance(kind, type) else "value"
                 raise SystemExit(f"error: environment variable {env}={environ[env]!r} is not a valid {what} ({exc})")
         values[name] = default if value is None else value
-    _check_tls(values["tls_cert"], values["tls_key"], values["worker_class"])
+    http_tls = values["tls_cert"] is not None and not values["plain_http"]
+    _check_tls(values["tls_cert"], values["tls_key"], values["worker_class"] if http_tls else None)
     if values["worker_class"] is None:
-        values["worker_class"] = TLS_WORKER_CLASS if values["tls_cert"] else "meinheld"
+        values["worker_class"] = TLS_WORKER_CLASS if http_tls else "meinheld"
     config = ServeConfig(**values)
     if config.worker_class not in WORKER_CLASSES:
         raise SystemExit(f"error: worker class {config.worker_class!r}: use one of {', '.join(WORKER_CLASSES)}")
@@ -262,7 +276,7 @@ def serve_config(args, environ=os.environ):
 
 def _check_tls(cert, key, worker_class):
     """Both files or neither, readable, a certificate and its unencrypted key;
-    never meinheld (it has no TLS)."""
+    ``worker_class``, the HTTPS worker's, never meinheld (it has no TLS)."""
     if (cert is None) != (key is None):
         raise SystemExit("error: give both --tls-cert and --tls-key (or TLS_CERT and TLS_KEY), or neither")
     if cert is None:
@@ -270,7 +284,8 @@ def _check_tls(cert, key, worker_class):
     if worker_class == "meinheld":
         raise SystemExit(
             "error: the meinheld worker cannot serve TLS: leave --worker-class (WORKER_CLASS) unset to serve "
-            f"HTTPS with {TLS_WORKER_CLASS}, or keep meinheld on plain HTTP behind nginx's TLS (README, TLS)"
+            f"HTTPS with {TLS_WORKER_CLASS}, or keep meinheld on plain HTTP behind nginx's TLS with --plain-http "
+            "(README, TLS)"
         )
     for flag, path, marker, what in (("--tls-cert", cert, b"-----BEGIN CERTIFICATE-----", "certificate"),
                                      ("--tls-key", key, b"PRIVATE KEY-----", "private key")):

@@ -222,6 +222,10 @@ def test_tls_settings_from_the_environment(ca):
     assert config.serve_config(serve_args(), environ={}).worker_class == "meinheld"  # without TLS, as before
     with pytest.raises(SystemExit, match="meinheld worker cannot serve TLS"):
         config.serve_config(serve_args(), environ={**environ, "WORKER_CLASS": "meinheld"})
+    # TLS for Flight only, plain HTTP for meinheld behind nginx
+    for settings in (config.serve_config(serve_args("--plain-http"), environ=environ),
+                     config.serve_config(serve_args("--worker-class", "meinheld"), environ={**environ, "PLAIN_HTTP": "1"})):
+        assert settings.tls and not settings.http_tls and settings.worker_class == "meinheld"
 
 
 def test_a_bad_certificate_stops_serve_at_startup_naming_the_flag(fixture_utc_dir, ca, tmp_path):
@@ -268,7 +272,8 @@ def nginx(tmp_path, ca):
 
 
 def test_nginx_terminates_tls_in_front_of_meinheld(serve, nginx, ca, fixture_client):
-    served = serve("--worker-class", "meinheld", workers=2, tls=None)  # plain HTTP, as documented
+    # as documented: plain HTTP for meinheld behind nginx, Flight over TLS
+    served = serve("--tls-cert", str(ca.cert), "--tls-key", str(ca.key), "--plain-http", workers=2, tls=None)
     base = nginx(f"127.0.0.1:{served.port}")
     with requests.Session() as session:
         for _ in range(3):  # kept alive on both sides
@@ -285,9 +290,12 @@ def test_nginx_terminates_tls_in_front_of_meinheld(serve, nginx, ca, fixture_cli
         assert missing.status_code == 404 and "error" in missing.json()  # the service's JSON errors pass through
     with pytest.raises(requests.exceptions.SSLError):
         requests.get(base + TILE, timeout=10)  # without the CA
+    with PriceClient(f"grpc+tls://127.0.0.1:{served.flight_port}", tls_root_certs=ca.ca.read_bytes()) as prices:
+        assert prices.health()["status"] == "healthy"
     log = served.stop()
     assert served.proc.returncode == 0 and "Traceback" not in log, log
     assert "Using worker: ercot_fast.serve.worker.MeinheldWorker" in log
+    assert f"Listening at: http://127.0.0.1:{served.port}" in log
 
 
 class _Upstream(http.server.BaseHTTPRequestHandler):

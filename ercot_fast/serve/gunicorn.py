@@ -126,7 +126,7 @@ class PriceService(BaseApplication):
         }
         if self.settings.worker_class == "gthread":
             options["threads"] = GTHREAD_THREADS
-        if self.settings.tls:
+        if self.settings.http_tls:
             options.update(certfile=self.settings.tls_cert, keyfile=self.settings.tls_key, ssl_context=tls.ssl_context)
         for key, value in options.items():
             self.cfg.set(key, value)

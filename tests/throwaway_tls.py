@@ -3,6 +3,7 @@ certificate it signed (``openssl``), and Debian's nginx running
 docker/nginx/ercot-fast.conf as documented, with only its ports and paths
 changed, on loopback, in a folder of its own."""
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -10,9 +11,9 @@ import time
 from pathlib import Path
 
 NGINX_SITE = Path(__file__).resolve().parents[1] / "docker" / "nginx" / "ercot-fast.conf"
-# what the documented site names, as it is found in the file
-LISTEN, UPSTREAM = "listen 443 ssl;", "server 127.0.0.1:8080;"
-CERT, KEY = "/etc/ssl/ercot-fast/fullchain.pem", "/etc/ssl/ercot-fast/privkey.pem"
+# the directives of the documented site that name a port or a file, each found once
+LISTEN, UPSTREAM = r"listen\s+443 ssl", r"server\s+127\.0\.0\.1:8080"
+CERT, KEY = r"ssl_certificate\s+\S+", r"ssl_certificate_key\s+\S+"
 
 
 def nginx_binary():
@@ -51,10 +52,10 @@ def nginx_conf(folder, port, upstream_addr, cert, key):
     logs and temporary files in ``folder``; returns its path."""
     folder = Path(folder)
     site = NGINX_SITE.read_text()
-    for documented, here in ((LISTEN, f"listen 127.0.0.1:{port} ssl;"), (UPSTREAM, f"server {upstream_addr};"),
-                             (CERT, str(cert)), (KEY, str(key))):
-        assert site.count(documented) == 1, f"{NGINX_SITE} no longer has {documented!r} once: update {__file__}"
-        site = site.replace(documented, here)
+    for documented, here in ((LISTEN, f"listen 127.0.0.1:{port} ssl"), (UPSTREAM, f"server {upstream_addr}"),
+                             (CERT, f"ssl_certificate {cert}"), (KEY, f"ssl_certificate_key {key}")):
+        site, found = re.subn(rf"^(\s*){documented};", lambda match: f"{match.group(1)}{here};", site, flags=re.M)
+        assert found == 1, f"{NGINX_SITE} no longer has one {documented!r} directive: update {__file__}"
     (folder / "ercot-fast.conf").write_text(site)
     temp = "".join(f"    {kind}_temp_path {folder / kind};\n" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
     conf = folder / "nginx.conf"

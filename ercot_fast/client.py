@@ -9,12 +9,18 @@ pandas DataFrame, without writing tickets by hand.
         peaks = prices.sql_dataframe("SELECT market_day, max(price) AS peak FROM day_ahead "
                                      "WHERE settlement_point = ? GROUP BY 1 ORDER BY 2 DESC LIMIT 5", ["HB_NORTH"])
 
+Over TLS (``ercot-fast serve --tls-cert ... --tls-key ...``), connect to
+``grpc+tls://`` and, for a certificate that is not from a public authority,
+give its CA: ``PriceClient("grpc+tls://prices.example:50051",
+tls_root_certs="ca.pem")`` (a path, or the PEM bytes).
+
 Tables come back in the long layout (``datetime``, ``hub``, ``price``) unless
 ``layout="wide"`` asks for one column per settlement point. ``datetime`` is a
 UTC instant (``tz="America/Chicago"`` shows the same instants in Central time).
 pandas is needed only for the ``*dataframe`` methods.
 """
 import json
+import os
 
 import pyarrow as pa
 import pyarrow.flight as flight
@@ -27,11 +33,16 @@ DEFAULT_LOCATION = "grpc://localhost:50051"
 class PriceClient:
     """A connection to an ercot-fast Flight server. ``api_key``: the key to
     send with every call when the service asks for one (else None);
-    ``connect_options``: those of ``pyarrow.flight.connect``."""
+    ``tls_root_certs``: the CA certificate(s) to trust for a ``grpc+tls://``
+    location, as a PEM file's path or its bytes (default: the system's).
+    Other keywords go to ``pyarrow.flight.connect``."""
 
-    def __init__(self, location=DEFAULT_LOCATION, api_key=None, **connect_options):
+    def __init__(self, location=DEFAULT_LOCATION, api_key=None, *, tls_root_certs=None, **connect_options):
         self.location = location
-        self._flight = flight.connect(location, **connect_options)
+        if isinstance(tls_root_certs, (str, os.PathLike)):
+            with open(tls_root_certs, "rb") as file:
+                tls_root_certs = file.read()
+        self._flight = flight.connect(location, tls_root_certs=tls_root_certs, **connect_options)
         headers = [(b"authorization", f"Bearer {api_key}".encode())] if api_key else []
         self._options = flight.FlightCallOptions(headers=headers)
 
@@ -165,7 +176,7 @@ def _to_pandas(table):
 
 
 def get_prices(start_date, end_date, hubs=None, price_type="day_ahead", *, location=DEFAULT_LOCATION, api_key=None,
-               **options):
+               tls_root_certs=None, **options):
     """One-off pull as a DataFrame: ``get_prices("2023-01-01", "2023-01-31", ["HB_NORTH"])``."""
-    with PriceClient(location, api_key) as prices:
+    with PriceClient(location, api_key, tls_root_certs=tls_root_certs) as prices:
         return prices.dataframe(start_date, end_date, hubs, price_type, **options)

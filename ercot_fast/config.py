@@ -4,13 +4,15 @@ its settings without loading the serving stack."""
 import argparse
 import dataclasses
 import os
+import ssl
 from pathlib import Path
 
 DEFAULT_MAX_RANGE_DAYS = 3700
 DEFAULT_CACHE_MB = 64  # per-worker response cache
 DEFAULT_MAX_AGE = 60  # Cache-Control max-age of price answers, seconds
-WORKER_CLASSES = ("meinheld", "sync")
-LOG_FORMATS = ("text", "json")  # logs.FORMATS, kept equal by a test  # serve.gunicorn maps them to gunicorn worker classes
+WORKER_CLASSES = ("meinheld", "gthread", "sync")  # serve.gunicorn maps them to gunicorn worker classes
+TLS_WORKER_CLASS = "gthread"  # the default with TLS: meinheld has none
+LOG_FORMATS = ("text", "json")  # logs.FORMATS, kept equal by a test
 DEFAULT_MAX_SERIES = 1000  # series one request may ask for (duplicates count)
 DEFAULT_MIN_RELOAD_FRACTION = 0.9  # a reload with fewer rows than this share of a data set's is refused
 DEFAULT_SQL_TIMEOUT = 30.0  # seconds one Flight SQL query may run
@@ -50,6 +52,17 @@ class ServeConfig:
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT
     drain_seconds: float = 0.0  # after SIGTERM: /api/ready 503, still serving, then stop
     health_addr: str | None = None  # the gRPC health service's address; None: off
+    tls_cert: str | None = None  # PEM certificate chain; with tls_key: HTTPS and grpc+tls://
+    tls_key: str | None = None
+    plain_http: bool = False  # TLS for Flight only: a proxy in front terminates HTTP's
+
+    @property
+    def tls(self):
+        return self.tls_cert is not None
+
+    @property
+    def http_tls(self):
+        return self.tls and not self.plain_http
 
     def describe(self):
         shown = {k: ("***" if k == "metrics_key" and v else v) for k, v in dataclasses.asdict(self).items()}
@@ -62,7 +75,7 @@ _SERVE_SETTINGS = {
     "json_addr": ("JSON_ADDR", "0.0.0.0:8080", str),
     "flight_addr": ("FLIGHT_ADDR", "0.0.0.0:50051", str),
     "workers": ("WORKERS", os.cpu_count() or 1, int),
-    "worker_class": ("WORKER_CLASS", "meinheld", str),
+    "worker_class": ("WORKER_CLASS", None, str),  # None: meinheld, or TLS_WORKER_CLASS with TLS
     "max_range_days": ("MAX_RANGE_DAYS", DEFAULT_MAX_RANGE_DAYS, int),
     "response_cache_mb": ("RESPONSE_CACHE_MB", DEFAULT_CACHE_MB, int),
     "cache_max_age": ("CACHE_MAX_AGE", DEFAULT_MAX_AGE, int),
@@ -86,6 +99,9 @@ _SERVE_SETTINGS = {
     "request_timeout": ("REQUEST_TIMEOUT", DEFAULT_REQUEST_TIMEOUT, float),
     "drain_seconds": ("DRAIN_SECONDS", 0.0, float),
     "health_addr": ("HEALTH_ADDR", None, str),
+    "tls_cert": ("TLS_CERT", None, str),
+    "tls_key": ("TLS_KEY", None, str),
+    "plain_http": ("PLAIN_HTTP", False, lambda text: parse_bool(text, "PLAIN_HTTP")),
 }
 
 
@@ -99,7 +115,8 @@ def add_serve_arguments(parser):
     parser.add_argument(
         "--worker-class",
         choices=tuple(WORKER_CLASSES),
-        help="gunicorn worker: meinheld (fast, the default) or sync (fallback) (env WORKER_CLASS)",
+        help="gunicorn worker: meinheld (fast, the default), gthread (the default with TLS: meinheld has none) "
+        "or sync (fallback) (env WORKER_CLASS)",
     )
     parser.add_argument(
         "--max-range-days",
@@ -228,6 +245,21 @@ def add_serve_arguments(parser):
         "arrow.flight.protocol.FlightService while prices are loaded, Flight serves and the service is not "
         "draining (env HEALTH_ADDR; default off)",
     )
+    parser.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        help=f"PEM certificate (chain): serve HTTPS (with the {TLS_WORKER_CLASS} worker, as meinheld has no TLS; "
+        "or put nginx in front of meinheld: README) and Flight over TLS (grpc+tls://); needs --tls-key "
+        "(env TLS_CERT; default: no TLS)",
+    )
+    parser.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert, unencrypted (env TLS_KEY)")
+    parser.add_argument(
+        "--plain-http",
+        action="store_true",
+        default=None,
+        help="serve HTTP without TLS even with --tls-cert, which then applies to Flight only: for nginx "
+        "terminating TLS in front of meinheld (env PLAIN_HTTP=1; default off)",
+    )
 
 
 def _argument(parse):
@@ -302,6 +334,10 @@ def serve_config(args, environ=os.environ):
                 what = kind.__name__ if isinstance(kind, type) else "value"
                 raise SystemExit(f"error: environment variable {env}={environ[env]!r} is not a valid {what} ({exc})")
         values[name] = default if value is None else value
+    http_tls = values["tls_cert"] is not None and not values["plain_http"]
+    _check_tls(values["tls_cert"], values["tls_key"], values["worker_class"] if http_tls else None)
+    if values["worker_class"] is None:
+        values["worker_class"] = TLS_WORKER_CLASS if http_tls else "meinheld"
     config = ServeConfig(**values)
     if config.worker_class not in WORKER_CLASSES:
         raise SystemExit(f"error: worker class {config.worker_class!r}: use one of {', '.join(WORKER_CLASSES)}")
@@ -338,6 +374,36 @@ def serve_config(args, environ=os.environ):
             if addrs[flag] == addrs[other]:
                 raise SystemExit(f"error: {flag} and {other} are both {addrs[flag]}: give them different ports")
     return config
+
+
+def _check_tls(cert, key, worker_class):
+    """Both files or neither, readable, a certificate and its unencrypted key;
+    ``worker_class``, the HTTPS worker's, never meinheld (it has no TLS)."""
+    if (cert is None) != (key is None):
+        raise SystemExit("error: give both --tls-cert and --tls-key (or TLS_CERT and TLS_KEY), or neither")
+    if cert is None:
+        return
+    if worker_class == "meinheld":
+        raise SystemExit(
+            "error: the meinheld worker cannot serve TLS: leave --worker-class (WORKER_CLASS) unset to serve "
+            f"HTTPS with {TLS_WORKER_CLASS}, or keep meinheld on plain HTTP behind nginx's TLS with --plain-http "
+            "(README, TLS)"
+        )
+    for flag, path, marker, what in (("--tls-cert", cert, b"-----BEGIN CERTIFICATE-----", "certificate"),
+                                     ("--tls-key", key, b"PRIVATE KEY-----", "private key")):
+        try:
+            with open(path, "rb") as file:
+                text = file.read()
+        except OSError as exc:
+            raise SystemExit(f"error: {flag} {path}: cannot read it ({exc.strerror or exc})")
+        if marker not in text:
+            raise SystemExit(f"error: {flag} {path} is not a PEM {what}")
+        if b"ENCRYPTED" in text:  # NOTE: OpenSSL would ask for its passphrase on the terminal
+            raise SystemExit(f"error: {flag} {path} holds an encrypted key: give the key without a passphrase")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except ssl.SSLError as exc:
+        raise SystemExit(f"error: --tls-cert {cert} and --tls-key {key} do not make a certificate and its key ({exc.reason or exc})")
 
 
 def split_addr(addr):

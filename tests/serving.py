@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import sys
@@ -24,22 +25,30 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def fetch(url, headers=None):
+def fetch(url, context=None, headers=None):
+    """(status, headers, body) of a GET; ``context``: the ssl.SSLContext of an https URL."""
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=10) as resp:
+        request = urllib.request.Request(url, headers=headers or {})
+        with urllib.request.urlopen(request, timeout=10, context=context) as resp:
             return resp.status, resp.headers, resp.read()
     except urllib.error.HTTPError as err:
         return err.code, err.headers, err.read()
 
 
 class Served:
-    """A running `ercot-fast serve`; stop() ends it and returns its log."""
+    """A running `ercot-fast serve`; stop() ends it and returns its log.
+    ``tls``: a throwaway_tls.ThrowawayCA whose server certificate it serves
+    (https://, grpc+tls://), trusted by ``context``."""
 
-    def __init__(self, args, env):
+    def __init__(self, args, env, tls=None):
         self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.base = f"http{'s' if tls else ''}://127.0.0.1:{self.port}"
         self.flight_port = free_port()
-        self.flight_location = f"grpc://127.0.0.1:{self.flight_port}"
+        self.flight_location = f"grpc{'+tls' if tls else ''}://127.0.0.1:{self.flight_port}"
+        self.context = None
+        if tls:
+            args = [*args, "--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
+            self.context = ssl.create_default_context(cafile=tls.ca)
         env = {**os.environ, **env}
         for variable, flag, port in (("JSON_ADDR", "--json-addr", self.port), ("FLIGHT_ADDR", "--flight-addr", self.flight_port)):
             if variable in env:  # the address comes from the environment
@@ -70,7 +79,7 @@ class Served:
                 self._reader.join(timeout=10)
                 raise AssertionError(f"serve exited with {self.proc.returncode}:\n{self.output()}")
             try:
-                return fetch(self.base + "/api/health")
+                return fetch(self.base + "/api/health", self.context)
             except OSError:
                 time.sleep(0.2)
         raise AssertionError("serve did not answer in time")
@@ -119,11 +128,12 @@ class Load:
     A request that fails (no answer, a broken connection, a 5xx) is counted
     and its connection opened again; every answer's status is counted."""
 
-    def __init__(self, port, paths, connections=16):
+    def __init__(self, port, paths, connections=16, context=None):
         import collections
         import threading
 
         self.port = port
+        self.context = context  # an ssl.SSLContext: HTTPS
         self.paths = list(paths)
         self.statuses = collections.Counter()
         self.failures = []  # (path, what went wrong)
@@ -167,7 +177,8 @@ class Load:
             i += 1
             try:
                 if connection is None:
-                    connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                    connection = (http.client.HTTPSConnection("127.0.0.1", self.port, timeout=30, context=self.context)
+                                  if self.context else http.client.HTTPConnection("127.0.0.1", self.port, timeout=30))
                 connection.request("GET", path)
                 resp = connection.getresponse()
                 body = resp.read()

@@ -38,24 +38,33 @@ ACTIONS = (
 FOLLOW_SECONDS = 1.0  # an idle Flight child looks for a new store this often
 
 
-def location_of(addr):
-    """'HOST:PORT' -> 'grpc://HOST:PORT'."""
-    return f"grpc://{addr}"
+def location_of(addr, tls=False):
+    """'HOST:PORT' -> 'grpc://HOST:PORT', or 'grpc+tls://HOST:PORT'."""
+    return f"grpc+tls://{addr}" if tls else f"grpc://{addr}"
+
+
+def tls_certificates(cert_path, key_path):
+    """``tls_certificates`` of a FlightServerBase: the PEM files' bytes."""
+    with open(cert_path, "rb") as cert, open(key_path, "rb") as key:
+        return [flight.CertKeyPair(cert.read(), key.read())]
 
 
 def serve(child, follower, addr, max_range_days=DEFAULT_MAX_RANGE_DAYS, stale_after=None, sql_limits=(),
-          access_log_format=None, limit=None, counters=None):
+          access_log_format=None, limit=None, counters=None, tls=None):
     """The Flight child's target: serve the published store (``follower``)
     on ``addr`` until stopped; ``sql_limits``: Flight SQL's (time limit s,
     result MB, memory MB); ``access_log_format``: text or json, None: no
     access log; ``limit``: the rate limit (``access.limits``) or None;
-    ``counters``: the child's metrics (``metrics.counters``), or None."""
+    ``counters``: the child's metrics (``metrics.counters``), or None;
+    ``tls``: (certificate path, key path), None: no TLS."""
     if counters is not None:
         counters.start()
     middleware = {seam.Seam.NAME: seam.Seam(_api_keys_of(follower), limit, access_log_format, counters)}
-    server = PriceFlightServer(follower.store, location_of(addr), max_range_days, follower=follower, stale_after=stale_after,
-                               flight_sql=sql.FlightSql(*sql_limits), middleware=middleware, counters=counters)
-    log.info("Arrow Flight serving on %s (pid %d, port %d)", location_of(addr), os.getpid(), server.port)
+    location = location_of(addr, tls is not None)
+    server = PriceFlightServer(follower.store, location, max_range_days, follower=follower, stale_after=stale_after,
+                               flight_sql=sql.FlightSql(*sql_limits), middleware=middleware, counters=counters,
+                               tls_certificates=tls_certificates(*tls) if tls else None)
+    log.info("Arrow Flight serving on %s (pid %d, port %d)", location, os.getpid(), server.port)
     child.ready(str(server.port))
     while child.wait_for_stop(timeout=FOLLOW_SECONDS) is None:
         server.follow()  # an idle server lets go of a replaced store too

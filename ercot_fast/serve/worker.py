@@ -1,5 +1,6 @@
-"""The project's own gunicorn worker classes: meinheld's, and gunicorn's sync
-worker with a quiet quick stop.
+"""The project's own gunicorn worker classes: meinheld's, and gunicorn's
+gthread (the one with TLS: meinheld has none) and sync workers with a quiet
+quick stop.
 
 meinheld's ``meinheld.gmeinheld.MeinheldWorker`` replaces gunicorn's
 ``Logger.error`` and ``Logger.access`` for the whole process with functions
@@ -23,15 +24,17 @@ hands meinheld the client socket in blocking mode for the body (and back to
 non-blocking once it is written), so a write never returns EAGAIN. It costs
 about a microsecond per request.
 
-gunicorn's sync worker answers a quick stop (SIGINT, SIGQUIT) with
-``sys.exit`` from its signal handler, in the middle of whatever it is doing:
-an answer being written ends in a logged traceback. ``SyncWorker`` stops as it
-does on SIGTERM instead: it finishes the request in hand, then exits.
+gunicorn's sync and gthread workers answer a quick stop (SIGINT, SIGQUIT)
+with ``sys.exit`` from their signal handler, in the middle of whatever they
+are doing: an answer being written ends in a logged traceback. ``SyncWorker``
+and ``ThreadWorker`` stop as they do on SIGTERM instead: they finish the
+requests in hand (within the graceful timeout), then exit.
 """
 import os
 import traceback
 
 from gunicorn.workers.base import Worker
+from gunicorn.workers.gthread import ThreadWorker as GunicornThreadWorker
 from gunicorn.workers.sync import SyncWorker as GunicornSyncWorker
 
 
@@ -110,5 +113,10 @@ class MeinheldWorker(Worker):
 
 
 class SyncWorker(GunicornSyncWorker):
+    def handle_quit(self, sig, frame):
+        self.handle_exit(sig, frame)
+
+
+class ThreadWorker(GunicornThreadWorker):
     def handle_quit(self, sig, frame):
         self.handle_exit(sig, frame)

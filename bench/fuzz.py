@@ -33,8 +33,8 @@ import urllib.parse
 
 import _harness as harness
 
-ROUTES = ["/api/prices", "/api/health", "/api/available_hubs", "/api/prices/", "/api", "/", "/api/unknown",
-          "//api/prices", "/api/prices/../health", "/api/%70rices", "/API/PRICES", "/api/prices?"]
+ROUTES = ["/api/prices", "/api/health", "/api/ready", "/api/available_hubs", "/api/openapi.json", "/metrics",
+          "/api/prices/", "/api", "/", "/api/unknown", "//api/prices", "/api/prices/../health", "/api/%70rices", "/API/PRICES", "/api/prices?"]
 METHODS = ["GET"] * 8 + ["POST"] * 3 + ["HEAD", "OPTIONS", "PUT", "DELETE", "PATCH", "TRACE", "FOO"]
 PARAMS = ["start_date", "end_date", "hubs", "price_type", "resolution", "tz", "layout", "format", "x"]
 GOOD = {

@@ -223,3 +223,18 @@ def _eventually(check, timeout=20):
     while not check():
         assert time.monotonic() < deadline, "the change did not take effect in time"
         time.sleep(0.2)
+
+
+def test_an_open_flight_server_answers_a_basic_handshake_too(utc_store):
+    """BI tools and ADBC configured with a user name and password still connect to a service without keys."""
+    import adbc_driver_flightsql.dbapi as adbc
+
+    server = PriceFlightServer(utc_store, "grpc://127.0.0.1:0", 1000, middleware={Seam.NAME: Seam(ApiKeys)})
+    try:
+        uri = f"grpc://127.0.0.1:{server.port}"
+        with adbc.connect(uri, db_kwargs={"username": "analyst", "password": "anything"}) as conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM day_ahead")
+            columns = utc_store.datasets["day_ahead"].columns.values()
+            assert cur.fetchone()[0] == sum(len(c) - c.null_count for c in columns)  # the long table: priced hours
+    finally:
+        server.shutdown()

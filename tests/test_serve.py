@@ -60,6 +60,8 @@ def test_serve_real_data(serve, utc_dir, worker_class):
         served.base + "/api/prices?start_date=2020-11-01&end_date=2020-11-01&hubs=HB_NORTH&price_type=day_ahead"
     )
     assert status == 200 and headers["Content-Type"] == "application/json"
+    # no library or version named: meinheld is built by docker/install.sh with our Server header
+    assert headers["Server"] == ("ercot-fast" if worker_class == "meinheld" else "gunicorn"), headers["Server"]
     prices = json.loads(body)
     assert len(prices["timestamps"]) == 25
     assert prices["data"][0]["prices"][1:3] == [21.26, 21.08]

@@ -84,14 +84,13 @@ class Seam(flight.ServerMiddlewareFactory):
         """(the key's name, the bearer token to send back) of a call; raises
         UNAUTHENTICATED when keys are required and none is accepted."""
         accepted = self._api_keys()
-        if not accepted.enabled:
-            return None, None
         authorization = _header(headers, "authorization")
         key = keys.presented(_header(headers, "x-api-key"), authorization)
         token = None
         if key is None and authorization and authorization.lower().startswith("basic "):
-            key = _basic_password(authorization)
-            token = key
+            key = token = _basic_password(authorization) or "-"
+        if not accepted.enabled:  # open: a handshake is answered all the same (ADBC insists on a bearer header)
+            return None, token
         name = accepted.identify(key)
         if name is None:
             what = "the API key sent is not accepted: check it" if key else f"this service needs an API key: {SEND_IT}"

@@ -170,6 +170,11 @@ def fuzz_http(port, requests, seed):
             examples.append({"what": "leak", "request": raw[:300].decode("latin-1"), "body": body[:500].decode("latin-1")})
         if status in (204, 304) or method in (b"HEAD", b"OPTIONS") or not body and status < 400:
             continue
+        if status == 200 and b" /metrics" in raw.split(b"\r\n", 1)[0]:  # the Prometheus text, parsed back
+            if not _prometheus_text(body):
+                counts["not_json"] += 1
+                examples.append({"what": "bad Prometheus text", "request": raw[:300].decode("latin-1")})
+            continue
         if "json" not in headers.get("content-type", ""):
             if status in SERVER_LAYER and "html" in headers.get("content-type", body[:20].decode("latin-1").lower()):
                 counts["server_layer_rejections"] += 1
@@ -183,6 +188,15 @@ def fuzz_http(port, requests, seed):
             counts["not_json"] += 1
             examples.append({"what": "bad JSON", "status": status, "request": raw[:300].decode("latin-1")})
     return {**counts, "statuses": dict(sorted(statuses.items())), "examples": examples[:20]}
+
+
+def _prometheus_text(body):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        return bool(list(text_string_to_metric_families(body.decode())))
+    except (ValueError, UnicodeDecodeError):
+        return False
 
 
 def random_ticket(rng):

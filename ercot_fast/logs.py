@@ -77,22 +77,30 @@ def _json_key(key):
 
 
 class Clock:
-    """RFC 3339 UTC text of now, to the ms; the date and time part made once a second."""
+    """RFC 3339 UTC text of now, to the ms; the date and time part made once
+    a second, the whole text once a millisecond (PERF: a busy worker answers
+    several requests a millisecond)."""
 
     def __init__(self):
         self._second = None
         self._prefix = ""
+        self._ms = None
+        self._text = ""
 
     def text(self):
         return self.at(time.time())
 
     def at(self, now):
         """The text of ``now`` (epoch seconds)."""
-        second = int(now)
-        if second != self._second:
-            self._second = second
-            self._prefix = _second_text(second)
-        return f"{self._prefix}.{int((now - second) * 1000):03d}Z"
+        ms = int(now * 1000)
+        if ms != self._ms:
+            second = ms // 1000
+            if second != self._second:
+                self._second = second
+                self._prefix = _second_text(second)
+            self._ms = ms
+            self._text = f"{self._prefix}.{ms % 1000:03d}Z"
+        return self._text
 
 
 def _second_text(second):

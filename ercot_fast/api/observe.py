@@ -33,10 +33,12 @@ import os
 import re
 import threading
 import time
+from bisect import bisect_left
 
 from ercot_fast import logs
 from ercot_fast.api.fastpath import ANSWERED_BY
 from ercot_fast.api.seam import KEY_NAME
+from ercot_fast.metrics.counters import BUCKETS
 
 _METHODS = frozenset(("GET", "HEAD", "POST", "OPTIONS", "PUT", "DELETE", "PATCH"))
 _ADDRESS = re.compile(r"[0-9A-Fa-f:.]{1,45}")  # IPv4 or IPv6: nothing to escape in a log line
@@ -85,11 +87,22 @@ def layer(routes, log_format=None, counters=None, fd=2):
 class _How:
     """What a layer does with its requests' records."""
 
-    __slots__ = ("routes", "line", "counters", "fd", "series")
+    __slots__ = ("routes", "line", "counters", "fd", "_series")
 
     def __init__(self, routes, line, counters, fd):
         self.routes, self.line, self.counters, self.fd = routes, line, counters, fd
-        self.series = {}  # (route, status, path) -> (requests, duration, bytes) series, made once
+        self._series = {}
+
+    def series_of(self, route, status, taken):
+        """The (requests, duration, bytes) series of a route, status and path taken, made once."""
+        series = self._series.get((route, status, taken))
+        if series is None:
+            series = self._series[route, status, taken] = (
+                (REQUESTS, (("route", route), ("status", status), ("path", taken or "-"))),
+                (DURATION, (("route", route),)),
+                (BYTES, (("route", route),)),
+            )
+        return series
 
 
 # --- this process's records ---------------------------------------------------------------------
@@ -144,30 +157,32 @@ _clock = logs.Clock()
 
 
 def _account(batch):
+    """Write the lines of a batch of records and count them (PERF: tallied
+    in the batch first, then added to the counters once per series)."""
     wall = time.time() - time.perf_counter()  # perf_counter -> epoch seconds, good to the ms over a batch
     lines = {}  # fd -> lines
-    for how, started, ended, answered, body, method, path, client, path_taken, key in batch:
+    tallies = {}  # (how, route, status, path taken) -> [requests, bytes, bucket counts..., seconds]
+    at = _clock.at
+    for how, started, ended, answered, body, method, path, client, taken, key in batch:
         seconds = ended - started
         route = path if path in how.routes else "-"
         status = answered[-1][:3] if answered else "500"
         # every answer of ours is a list of bytes: its length is what is sent (0 for HEAD)
         size = sum(map(len, body)) if type(body) is list else None
-        counters = how.counters
-        if counters is not None:
-            series = how.series.get((route, status, path_taken))
-            if series is None:
-                series = how.series[route, status, path_taken] = (
-                    (REQUESTS, (("route", route), ("status", status), ("path", path_taken or "-"))),
-                    (DURATION, (("route", route),)),
-                    (BYTES, (("route", route),)),
-                )
-            counters.add(series[0])
-            counters.observe(series[1], seconds)
-            if size:
-                counters.add(series[2], size)
+        if how.counters is not None:
+            tally = tallies.get((how, route, status, taken))
+            if tally is None:
+                tally = tallies[how, route, status, taken] = [0] * (len(BUCKETS) + 4)
+            tally[0] += 1
+            tally[1] += size or 0
+            tally[2 + bisect_left(BUCKETS, seconds)] += 1
+            tally[-1] += seconds
         if how.line is not None:
-            lines.setdefault(how.fd, []).append(how.line(
-                _clock.at(started + wall),
+            text = lines.get(how.fd)
+            if text is None:
+                text = lines[how.fd] = []
+            text.append(how.line(
+                at(started + wall),
                 method if method in _METHODS else "-",
                 route,
                 status,
@@ -176,6 +191,12 @@ def _account(batch):
                 client if client in _seen_clients or _known_client(client) else "-",
                 key,
             ))
+    for (how, route, status, taken), tally in tallies.items():
+        requests, duration, sent = how.series_of(route, status, taken)
+        how.counters.add(requests, tally[0])
+        if tally[1]:
+            how.counters.add(sent, tally[1])
+        how.counters.add_histogram(duration, tally[2:])
     for fd, text in lines.items():
         logs.lines(fd).add_all(text)
 

@@ -62,9 +62,17 @@ class PricesResource:
 
     def __init__(self, store, max_range_days, max_series, cache, max_age, max_bytes=None, time_limit=None, counters=None):
         self._store = store
-        self._counters = counters  # metrics.counters.Counters: cache hits and misses; or None
-        if counters is not None:
-            counters.set(CACHE_BYTES, 0)  # a new store, a new empty cache
+        if counters is not None and cache is not None:
+            counted = [0, 0, 0]  # hits, misses, hit bytes already added to the counters
+
+            def count_cache():
+                now = (cache.hits, cache.misses, cache.hit_bytes)
+                for series, value, before in zip((CACHE_HITS, CACHE_MISSES, CACHE_HIT_BYTES), now, counted):
+                    counters.add(series, value - before)
+                counted[:] = now
+                counters.set(CACHE_BYTES, cache.size)
+
+            counters.before_reading(count_cache, "response cache")  # NOTE: replaces the cache's before a reload
         self._max_range_days = max_range_days
         self._max_series = max_series
         self._cache = cache  # ResponseCache or None
@@ -148,14 +156,8 @@ class PricesResource:
         key = answer.cache_key
         cache = self._cache
         cached = cache.get(key) if cache is not None else None
-        counters = self._counters
         if cached is not None:
-            if counters is not None:
-                counters.add(CACHE_HITS)
-                counters.add(CACHE_HIT_BYTES, len(cached[0]))
             return cached
-        if counters is not None:
-            counters.add(CACHE_MISSES)
         with self._deadline:
             if answer.encoding is None:
                 made = (self._render(answer), None)
@@ -164,8 +166,6 @@ class PricesResource:
                 made = (encoding.CODERS[answer.encoding](plain), answer.encoding) if len(plain) >= encoding.MIN_BYTES else (plain, None)
         if cache is not None:
             cache.put(key, made, len(made[0]))
-            if counters is not None:
-                counters.set(CACHE_BYTES, cache.size)
         return made
 
 

@@ -24,13 +24,17 @@ class ResponseCache:
         self.max_bytes = max_bytes
         self.max_entry_bytes = max_bytes // 4  # one analyst pull must not evict every tile
         self.size = 0
+        self.hits = self.misses = self.hit_bytes = 0  # for the metrics (PERF: counted here, read at a scrape)
         self._entries = OrderedDict()
 
     def get(self, key):
         entry = self._entries.get(key)
         if entry is None:
+            self.misses += 1
             return None
         self._entries.move_to_end(key)
+        self.hits += 1
+        self.hit_bytes += entry[1]
         return entry[0]
 
     def put(self, key, value, size):

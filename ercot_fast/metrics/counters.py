@@ -40,7 +40,8 @@ class Counters:
         self._role = role
         self._pid = None
         self._lock = threading.Lock()  # NOTE: only between the writer and a scrape's copy, never the counting
-        self._before_reading = []
+        self._before_reading = {}  # key -> account()
+        self._accounting = threading.Lock()
 
     def add(self, series, amount=1):
         counts = self.counts
@@ -56,10 +57,28 @@ class Counters:
         buckets[bisect.bisect_left(BUCKETS, seconds)] += 1
         buckets[-1] += seconds
 
-    def before_reading(self, account):
-        """Have ``account()`` (which counts what was noted but not counted yet) run before the counts are read."""
-        if account not in self._before_reading:
-            self._before_reading.append(account)
+    def add_histogram(self, series, tally):
+        """Add ``tally`` ([count per bucket (the last: +Inf)..., sum of seconds]) to a histogram."""
+        buckets = self.histograms.get(series)
+        if buckets is None:
+            self.histograms[series] = list(tally)
+        else:
+            self.histograms[series] = [a + b for a, b in zip(buckets, tally)]
+
+    def before_reading(self, account, key=None):
+        """Have ``account()`` (which counts what was noted but not counted
+        yet) run before the counts are read; one of the same ``key`` runs one
+        last time and is replaced (a reload's new cache)."""
+        with self._accounting:
+            replaced = self._before_reading.get(key or account)
+            if replaced is not None and replaced is not account:
+                replaced()
+            self._before_reading[key or account] = account
+
+    def _account(self):
+        with self._accounting:  # NOTE: the writer thread and a scrape: never twice at once
+            for account in self._before_reading.values():
+                account()
 
     # --- sharing --------------------------------------------------------------------------------
 
@@ -73,6 +92,7 @@ class Counters:
         self._pid = os.getpid()
         self.counts, self.gauges, self.histograms = {}, {}, {}
         self._lock = threading.Lock()  # NOTE: not the parent's, which a fork may have copied held
+        self._accounting = threading.Lock()
         self.set(("ercot_fast_processes", (("role", self._role),)), 1)
         if thread:
             threading.Thread(target=self._write_now_and_then, name="metrics", daemon=True).start()
@@ -82,8 +102,7 @@ class Counters:
         """Write this process's counts to its file."""
         if self._folder is None or self._pid != os.getpid():
             return
-        for account in self._before_reading:
-            account()
+        self._account()
         with self._lock:
             state = _state(self)
         state["role"] = self._role
@@ -100,8 +119,7 @@ class Counters:
     def everyone(self):
         """(counts, gauges, histograms) added up over every process's file,
         this process's live counts instead of its file."""
-        for account in self._before_reading:
-            account()
+        self._account()
         totals = ({}, {}, {})
         mine = f"{os.getpid()}.json"
         if self._folder is not None:

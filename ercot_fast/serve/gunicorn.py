@@ -150,10 +150,9 @@ class PriceService(BaseApplication):
         counters = self._worker_counters
         if counters is not None:
             counters.start()  # in the worker: its own counts from zero, written by its own thread
-        layers = [
-            observe.layer(ROUTES, s.log_format if s.access_log else None, counters),
-            guard.layer(keys.ApiKeys(follower.api_keys), self.limit, s.metrics_key, counters),
-        ]
+        observing = s.access_log or counters is not None
+        layers = [observe.layer(ROUTES, s.log_format if s.access_log else None, counters)] if observing else []
+        layers.append(guard.layer(keys.ApiKeys(follower.api_keys), self.limit, s.metrics_key, counters))
         return create_app(
             follower.store,
             s.max_range_days,

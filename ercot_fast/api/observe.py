@@ -72,7 +72,9 @@ def layer(routes, log_format=None, counters=None, fd=2):
             if not _flushing:
                 _start_flushing()
             records = _records
-            records.append((how, started, perf_counter(), answered, body, environ.get("REQUEST_METHOD"),
+            # every answer of ours is a list of bytes: its length is what is sent (0 for HEAD)
+            records.append((how, started, perf_counter(), answered, sum(map(len, body)) if type(body) is list else None,
+                            environ.get("REQUEST_METHOD"),
                             environ.get("PATH_INFO"), environ.get("REMOTE_ADDR"), environ.get(ANSWERED_BY),
                             environ.get(KEY_NAME, "-")))
             if len(records) >= BATCH:
@@ -163,12 +165,10 @@ def _account(batch):
     lines = {}  # fd -> lines
     tallies = {}  # (how, route, status, path taken) -> [requests, bytes, bucket counts..., seconds]
     at = _clock.at
-    for how, started, ended, answered, body, method, path, client, taken, key in batch:
+    for how, started, ended, answered, size, method, path, client, taken, key in batch:
         seconds = ended - started
         route = path if path in how.routes else "-"
         status = answered[-1][:3] if answered else "500"
-        # every answer of ours is a list of bytes: its length is what is sent (0 for HEAD)
-        size = sum(map(len, body)) if type(body) is list else None
         if how.counters is not None:
             tally = tallies.get((how, route, status, taken))
             if tally is None:

@@ -35,6 +35,14 @@ def fetch(url, context=None, headers=None):
         return err.code, err.headers, err.read()
 
 
+def wait_until(predicate, what, timeout=30):
+    """Poll ``predicate`` until it is true; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
 class Served:
     """A running `ercot-fast serve`; stop() ends it and returns its log.
     ``tls``: a throwaway_tls.ThrowawayCA whose server certificate it serves

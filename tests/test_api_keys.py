@@ -17,7 +17,7 @@ from ercot_fast.api.guard import layer
 from ercot_fast.client import PriceClient
 from ercot_fast.flight.seam import Seam
 from ercot_fast.flight.server import PriceFlightServer
-from serving import Served, fetch
+from serving import Served, fetch, wait_until
 
 DESK = "desk-a"
 DESK_KEY = "k3y-of-desk-a-0123456789"
@@ -186,9 +186,9 @@ def test_serve_with_a_keys_file_reloaded_on_sighup_and_api_keys(utc_dir, tmp_pat
         new_key = "the-new-key-of-desk-a-000"
         path.write_text(f"{DESK}:{new_key}\n")
         served.proc.send_signal(signal.SIGHUP)
-        _eventually(lambda: _with_key(url, DESK_KEY)[0] == 401 and _with_key(url, new_key)[0] == 200)
+        wait_until(lambda: _with_key(url, DESK_KEY)[0] == 401 and _with_key(url, new_key)[0] == 200, "the new keys")
         with PriceClient(served.flight_location, api_key=new_key) as prices:
-            _eventually(lambda: bool(prices.available_hubs()))
+            wait_until(lambda: bool(prices.available_hubs()), "the new key on Flight")
         path.write_text("broken line\n")  # a bad file on SIGHUP: the keys before still hold
         served.proc.send_signal(signal.SIGHUP)
         time.sleep(1)
@@ -216,13 +216,6 @@ def test_serve_refuses_a_bad_keys_file_at_startup(fixture_utc_dir, tmp_path):
     assert served.proc.wait(timeout=60) != 0
     log = served.stop()
     assert "fewer than 16 characters" in log and "Traceback" not in log
-
-
-def _eventually(check, timeout=20):
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "the change did not take effect in time"
-        time.sleep(0.2)
 
 
 def test_an_open_flight_server_answers_a_basic_handshake_too(utc_store):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from serving import ERCOT_FAST, Load, Served, fetch, free_port
+from serving import ERCOT_FAST, Load, Served, fetch, free_port, wait_until
 
 TILE = "/api/prices?start_date=2021-02-14&end_date=2021-02-20&hubs=HB_NORTH,HB_WEST&price_type=da"
 PAGE = "/api/prices?start_date=2021-02-14&end_date=2021-02-20&hubs=HB_NORTH,LZ_WEST,LZ_HOUSTON&price_type=rt&resolution=15min"
@@ -57,13 +57,6 @@ def children(pid):
 def health(served):
     status, _, body = fetch(served.base + "/api/health")
     return status, json.loads(body)
-
-
-def wait_until(predicate, what, timeout=30):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
 
 
 def hup(served):

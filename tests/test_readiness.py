@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ercot_fast import config
 from ercot_fast.cli import build_parser
-from serving import ERCOT_FAST, Served, fetch, free_port
+from serving import ERCOT_FAST, Served, fetch, free_port, wait_until
 
 TILE = "/api/prices?start_date=2021-02-14&end_date=2021-02-20&hubs=HB_NORTH,HB_WEST&price_type=da"
 FLIGHT_SERVICE = "arrow.flight.protocol.FlightService"
@@ -50,13 +50,6 @@ def check(target, service="", timeout=5):
             return health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout).status
         except grpc.RpcError as exc:
             return exc.code()
-
-
-def wait_until(predicate, what, timeout=30):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
 
 
 def ready(served):

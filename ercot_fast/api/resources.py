@@ -254,14 +254,18 @@ class HealthResource:
         self._stale_after = stale_after
 
     def on_get(self, req, resp):
-        serving, body = health.check(self._store, self._problems, self._stale_after)
-        if not serving:
-            resp.status = falcon.HTTP_503
-        resp.cache_control = ("no-store",)
-        resp.data = json_bytes(body)
-        resp.content_type = JSON
+        _status_answer(resp, *health.check(self._store, self._problems, self._stale_after))
 
     on_head = on_get
+
+
+def _status_answer(resp, good, body):
+    """A status as JSON, never cached: 503 when not ``good``."""
+    if not good:
+        resp.status = falcon.HTTP_503
+    resp.cache_control = ("no-store",)
+    resp.data = json_bytes(body)
+    resp.content_type = JSON
 
 
 class ReadyResource:
@@ -273,12 +277,7 @@ class ReadyResource:
         self._draining = draining or (lambda: False)
 
     def on_get(self, req, resp):
-        ready, body = health.readiness(self._store, self._draining())
-        if not ready:
-            resp.status = falcon.HTTP_503
-        resp.cache_control = ("no-store",)
-        resp.data = json_bytes(body)
-        resp.content_type = JSON
+        _status_answer(resp, *health.readiness(self._store, self._draining()))
 
     on_head = on_get
 

@@ -10,11 +10,12 @@ import os
 import numpy
 from setuptools import Extension, setup
 
-# Each kernel is named explicitly: module name -> source.
+# Each kernel is named explicitly: module name -> sources (the .pyx, then C it links).
 KERNELS = {
-    "ercot_fast.kernels._search": "ext/search.pyx",
-    "ercot_fast.kernels._jsonwrite": "ext/jsonwrite.pyx",
-    "ercot_fast.kernels._aggregate": "ext/aggregate.pyx",
+    "ercot_fast.kernels._search": ["ext/search.pyx"],
+    # shortest.c: repr of a double from Ryu's digits (ext/ryu/, vendored)
+    "ercot_fast.kernels._jsonwrite": ["ext/jsonwrite.pyx", "ext/shortest.c"],
+    "ercot_fast.kernels._aggregate": ["ext/aggregate.pyx"],
 }
 
 
@@ -28,12 +29,12 @@ def extensions():
     exts = [
         Extension(
             name,
-            [source],
-            include_dirs=[numpy.get_include()],
+            sources,
+            include_dirs=[numpy.get_include(), "ext"],
             extra_compile_args=args + ["-Wall", "-Wno-unused-function"],
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         )
-        for name, source in KERNELS.items()
+        for name, sources in KERNELS.items()
     ]
     return cythonize(
         exts,

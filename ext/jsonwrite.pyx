@@ -10,12 +10,10 @@ functions below trust their arguments.
 cimport cython
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_XDECREF
-from cpython.conversion cimport PyOS_double_to_string, Py_DTSF_ADD_DOT_0
-from cpython.mem cimport PyMem_Free
 from libc.math cimport fabs, isfinite, signbit
 from libc.stdint cimport INT64_MIN, int32_t, int64_t, uint8_t, uint64_t, uintptr_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy, strlen
+from libc.string cimport memcpy
 
 import json
 
@@ -35,9 +33,12 @@ cdef int32_t MAX_OFFSET_MIN = 24 * 60 - 1
 # 2**-14 < 0.0001 (see put_fixed).
 cdef double CENTS_LIMIT = 70368744177664.0
 cdef double TEN_THOUSANDTHS_LIMIT = 549755813888.0
-# Longest repr of a double: a sign, 17 digits, a point and "e-308",
-# as in "-2.2250738585072014e-308"; the cents path writes at most 18.
-cdef Py_ssize_t MAX_PRICE_LEN = 24
+cdef extern from "shortest.h":
+    # Longest repr of a double: a sign, 17 digits, a point and "e-308",
+    # as in "-2.2250738585072014e-308"; the cents path writes at most 18.
+    int SHORTEST_MAX
+    int shortest_repr(double f, char* result) noexcept nogil
+cdef Py_ssize_t MAX_PRICE_LEN = SHORTEST_MAX
 cdef extern from "Python.h":
     # the raw C API: a bytes object under construction is a PyObject* whose
     # one reference this module owns until the object is complete
@@ -283,12 +284,11 @@ cdef int write_column(Out* out, const double* values, const uint8_t* validity,
                       Py_ssize_t offset, Py_ssize_t n) except -1:
     """Append values[offset:offset + n] as comma-separated JSON numbers: null where
     the validity bit is 0 (validity may be NULL: all valid) or the value is not
-    finite. Holds the GIL only for PyOS_double_to_string, repr's own printer."""
-    cdef Py_ssize_t i, j, length
+    finite, each as repr(x) prints it."""
+    cdef Py_ssize_t i, j
     cdef double x
     cdef char* p
     cdef char* end
-    cdef char* text
     check(reserve(out, n * (1 + MAX_PRICE_LEN)))
     p = out.data + out.size   # PERF: a local cursor, as in write_stamps
     for i in range(n):
@@ -303,24 +303,19 @@ cdef int write_column(Out* out, const double* values, const uint8_t* validity,
             continue
         # PERF: ERCOT prices are whole cents, and hourly means of them
         # multiples of 0.0025; integer printing skips the shortest-round-trip
-        # search for them.
-        end = put_fixed(p, x, 100.0, CENTS_LIMIT, 2)
-        if end == NULL:
+        # search for them. Below 2**39 one check covers both (a cent is 100
+        # ten-thousandths), so a value that is neither costs one check only.
+        if fabs(x) < TEN_THOUSANDTHS_LIMIT:
             end = put_fixed(p, x, 10000.0, TEN_THOUSANDTHS_LIMIT, 4)
+        else:
+            end = put_fixed(p, x, 100.0, CENTS_LIMIT, 2)
         if end != NULL:
             p = end
         elif not isfinite(x):
             memcpy(p, b"null", 4)
             p += 4
         else:
-            text = PyOS_double_to_string(x, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
-            length = <Py_ssize_t>strlen(text)
-            if length <= MAX_PRICE_LEN:
-                memcpy(p, text, length)
-                p += length
-            PyMem_Free(text)
-            if length > MAX_PRICE_LEN:
-                raise SystemError(f"repr of {x} is longer than {MAX_PRICE_LEN} bytes")
+            p += shortest_repr(x, p)  # repr(x), from Ryu's shortest digits (ext/shortest.c)
     out.size = p - out.data
     return 0
 

@@ -109,6 +109,40 @@ def test_examples(impl, value):
     assert out == b'{"timestamps":["1970-01-01T00:00:00Z"],"data":[{"hub":"x","prices":[' + text.encode() + b"]}]}"
 
 
+def _printed(impl, values):
+    """The texts impl prints for ``values`` (one series)."""
+    out = impl.write_prices(np.zeros(len(values), dtype=np.int64), None, ["x"], [pa.array(values, pa.float64())])
+    return out.split(b'"prices":[')[1].removesuffix(b"]}]}").decode().split(",")
+
+
+def _edge_doubles():
+    """Powers of ten and their neighbours, the fixed/exponent switch (1e-4, 1e-5, 1e16, 1e17),
+    2**k and its neighbours, subnormals, the extremes."""
+    values = []
+    for k in range(-325, 309):
+        x = 10.0**k if -324 < k < 309 else 5e-324
+        values += [x, math.nextafter(x, 0), math.nextafter(x, math.inf)]
+    for k in range(-1074, 1024):
+        x = math.ldexp(1.0, k)
+        values += [x, math.nextafter(x, 0), math.nextafter(x, math.inf)]
+    values += [5e-324 * i for i in range(1, 200)] + [1.7976931348623157e308, 2.2250738585072014e-308, 9007199254740993.0]
+    return [v for v in values if math.isfinite(v) and v != 0] + [-v for v in values[:500] if math.isfinite(v)]
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_shortest_digits_equal_repr_on_random_and_edge_doubles(impl):
+    """The kernel prints every double as repr does (Ryu's digits, CPython's layout): random bit
+    patterns over every exponent, random prices and means, and the edges."""
+    rng = np.random.default_rng(20210216)
+    patterns = rng.integers(0, 2**64, 200_000, dtype=np.uint64, endpoint=False).view(np.float64)
+    prices = np.concatenate([rng.uniform(-250, 9000, 100_000), rng.uniform(-1, 1, 50_000) * 10.0 ** rng.integers(-8, 20, 50_000),
+                             np.round(rng.uniform(0, 9000, 50_000), 2) / rng.integers(1, 25, 50_000)])
+    values = [float(v) for v in np.concatenate([patterns, prices]) if math.isfinite(v)] + _edge_doubles()
+    printed = _printed(impl, values)
+    wrong = [(v, text) for v, text in zip(values, printed) if text != repr(v)]
+    assert len(printed) == len(values) and not wrong, wrong[:10]
+
+
 def real_prices():
     """Every SettlementPointPrice in the NP4-190-CD and NP6-905-CD copies, one list per file."""
     files = sorted((DATA / "np4_190_cd").glob("*.csv")) + sorted((DATA / "np6_905_cd").glob("*.csv"))

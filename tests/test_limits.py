@@ -19,6 +19,7 @@ from ercot_fast.api.guard import layer
 from ercot_fast.access.keys import ApiKeys
 from ercot_fast.flight.seam import Seam
 from ercot_fast.flight.server import PriceFlightServer
+from ercot_fast.metrics.counters import Counters
 from serving import Served, fetch
 
 PRICES = "start_date=2021-02-15&end_date=2021-02-15&hubs=HB_NORTH&price_type=day_ahead"
@@ -83,7 +84,9 @@ def test_a_process_killed_mid_request_never_blocks_the_others(tmp_path):
 
 
 def test_http_answers_429_with_retry_after_per_client(utc_store, tmp_path):
-    app = create_app(utc_store, layers=[layer(ApiKeys(), RateLimit(1, 3, tmp_path))])  # no keys: per client address
+    counters = Counters()
+    app = create_app(utc_store, layers=[layer(ApiKeys(), RateLimit(1, 3, tmp_path), counters=counters)],
+                     counters=counters)  # no keys: per client address
     client = testing.TestClient(app)
     statuses = [client.simulate_get("/api/prices", query_string=PRICES, remote_addr="10.0.0.1") for _ in range(5)]
     assert [r.status_code for r in statuses] == [200, 200, 200, 429, 429]
@@ -92,6 +95,8 @@ def test_http_answers_429_with_retry_after_per_client(utc_store, tmp_path):
     assert refused.headers["retry-after"] == "1"
     assert client.simulate_get("/api/prices", query_string=PRICES, remote_addr="10.0.0.2").status_code == 200
     assert client.simulate_get("/api/health", remote_addr="10.0.0.1").status_code in (200, 503)  # never limited
+    metrics = client.simulate_get("/metrics", remote_addr="10.0.0.1").text
+    assert 'ercot_fast_rate_limited_total{protocol="http"} 2.0' in metrics  # and counted
 
 
 def test_flight_refuses_calls_over_the_limit_unavailable(utc_store, tmp_path):

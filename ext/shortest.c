@@ -11,6 +11,21 @@
 
 #include "shortest.h"
 
+/* The decimal digits of m, written backwards so that the last ends just before end. */
+static inline void put_digits(char* end, uint64_t m) {
+  while (m >= 100) {  /* two digits a step, from Ryu's digit table */
+    const uint32_t pair = (uint32_t) (m % 100);
+    m /= 100;
+    end -= 2;
+    memcpy(end, DIGIT_TABLE + 2 * pair, 2);
+  }
+  if (m >= 10) {
+    memcpy(end - 2, DIGIT_TABLE + 2 * m, 2);
+  } else {
+    end[-1] = (char) ('0' + m);
+  }
+}
+
 /* Write repr(f) of a finite f at result (room for SHORTEST_MAX bytes); return its length. */
 int shortest_repr(double f, char* result) {
   const uint64_t bits = double_to_bits(f);
@@ -39,51 +54,35 @@ int shortest_repr(double f, char* result) {
   } else {
     v = d2d(ieeeMantissa, ieeeExponent);
   }
-  char digits[18];
   const int n = (int) decimalLength17(v.mantissa);
-  uint64_t m = v.mantissa;
-  int i = n;
-  while (m >= 100) {  /* two digits a step, from Ryu's digit table */
-    const uint32_t pair = (uint32_t) (m % 100);
-    m /= 100;
-    i -= 2;
-    memcpy(digits + i, DIGIT_TABLE + 2 * pair, 2);
-  }
-  if (m >= 10) {
-    memcpy(digits + i - 2, DIGIT_TABLE + 2 * m, 2);
-  } else {
-    digits[i - 1] = (char) ('0' + m);
-  }
   const int decpt = n + v.exponent;
+  char* const p = result + index;
   if (decpt > -4 && decpt <= 16) {
     if (decpt <= 0) {  /* 0.000ddd */
-      result[index++] = '0';
-      result[index++] = '.';
-      memset(result + index, '0', (size_t) -decpt);
-      index += -decpt;
-      memcpy(result + index, digits, (size_t) n);
-      index += n;
-    } else if (decpt >= n) {  /* ddd000.0 */
-      memcpy(result + index, digits, (size_t) n);
-      index += n;
-      memset(result + index, '0', (size_t) (decpt - n));
-      index += decpt - n;
-      result[index++] = '.';
-      result[index++] = '0';
-    } else {  /* dd.ddd */
-      memcpy(result + index, digits, (size_t) decpt);
-      index += decpt;
-      result[index++] = '.';
-      memcpy(result + index, digits + decpt, (size_t) (n - decpt));
-      index += n - decpt;
+      p[0] = '0';
+      p[1] = '.';
+      memset(p + 2, '0', (size_t) -decpt);
+      put_digits(p + 2 - decpt + n, v.mantissa);
+      return index + 2 - decpt + n;
     }
-    return index;
+    if (decpt >= n) {  /* ddd000.0 */
+      put_digits(p + n, v.mantissa);
+      memset(p + n, '0', (size_t) (decpt - n));
+      p[decpt] = '.';
+      p[decpt + 1] = '0';
+      return index + decpt + 2;
+    }
+    put_digits(p + 1 + n, v.mantissa);  /* dd.ddd: the digits one place right, then the point */
+    memmove(p, p + 1, (size_t) decpt);
+    p[decpt] = '.';
+    return index + n + 1;
   }
-  result[index++] = digits[0];  /* d.ddde+XX */
+  put_digits(p + 1 + n, v.mantissa);  /* d.ddde+XX */
+  p[0] = p[1];
+  index += 1;
   if (n > 1) {
-    result[index++] = '.';
-    memcpy(result + index, digits + 1, (size_t) (n - 1));
-    index += n - 1;
+    p[1] = '.';
+    index += n;
   }
   int exponent = decpt - 1;
   result[index++] = 'e';

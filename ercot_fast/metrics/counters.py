@@ -39,7 +39,6 @@ class Counters:
         self._folder = Path(folder) if folder else None
         self._role = role
         self._pid = None
-        self._lock = threading.Lock()  # NOTE: only between the writer and a scrape's copy, never the counting
         self._before_reading = {}  # key -> account()
         self._accounting = threading.Lock()
 
@@ -91,8 +90,7 @@ class Counters:
             return
         self._pid = os.getpid()
         self.counts, self.gauges, self.histograms = {}, {}, {}
-        self._lock = threading.Lock()  # NOTE: not the parent's, which a fork may have copied held
-        self._accounting = threading.Lock()
+        self._accounting = threading.Lock()  # NOTE: not the parent's, which a fork may have copied held
         self.set(("ercot_fast_processes", (("role", self._role),)), 1)
         if thread:
             threading.Thread(target=self._write_now_and_then, name="metrics", daemon=True).start()
@@ -103,11 +101,11 @@ class Counters:
         if self._folder is None or self._pid != os.getpid():
             return
         self._account()
-        with self._lock:
-            state = _state(self)
+        state = _state(self)
         state["role"] = self._role
         try:
-            write_atomically(self._folder / f"{os.getpid()}.json", json.dumps(state).encode())
+            # NOTE: not durable: counts matter to readers of a running service, not after a crash
+            write_atomically(self._folder / f"{os.getpid()}.json", json.dumps(state).encode(), durable=False)
         except OSError:  # a full or removed runtime folder: lose the counts, never the request
             pass
 
@@ -131,8 +129,7 @@ class Counters:
                 except (OSError, ValueError):
                     continue  # mid-replace, or gone
                 _merge(totals, state, alive=_alive(path.stem))
-        with self._lock:
-            _merge(totals, _state(self), alive=True)
+        _merge(totals, _state(self), alive=True)
         return totals
 
 

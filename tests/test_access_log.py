@@ -4,6 +4,7 @@ import json
 import os
 import re
 
+import pyarrow.flight as flight
 from falcon import testing
 
 from ercot_fast import config, logs
@@ -70,11 +71,14 @@ def test_serve_logs_json_and_the_access_log_unless_it_is_off(utc_dir):
             served.wait_ready()
             status, _, _ = fetch(f"{served.base}/api/prices?{TILE}")
             assert status == 200
+            with flight.connect(served.flight_location) as client:
+                list(client.list_actions())  # logged by the Flight child, which writes its last lines as it stops
         finally:
             log = served.stop()
         lines = log.splitlines()
         access = [line for line in lines if "/api/prices" in line and "200" in line]
         assert bool(access) == want_access, log
+        assert any("ListActions" in line for line in lines) == want_access, log
         if want_access:
             records = [json.loads(line) for line in lines if line.startswith("{")]
             assert len(records) == len(lines), "a line that is not JSON"

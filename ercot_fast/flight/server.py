@@ -18,7 +18,7 @@ import traceback
 
 import pyarrow.flight as flight
 
-from ercot_fast import health, timeutil
+from ercot_fast import health, logs, timeutil
 from ercot_fast.access.keys import ApiKeys
 from ercot_fast.config import DEFAULT_MAX_RANGE_DAYS
 from ercot_fast.errors import NotFoundError, QueryError, SqlError, SqlTimeoutError, UnimplementedError
@@ -69,6 +69,10 @@ def serve(child, follower, addr, max_range_days=DEFAULT_MAX_RANGE_DAYS, stale_af
     while child.wait_for_stop(timeout=FOLLOW_SECONDS) is None:
         server.follow()  # an idle server lets go of a replaced store too
     server.shutdown()  # lets streams in flight finish; the master bounds the wait
+    # NOTE: the child ends with os._exit (serve.supervisor): no atexit, so its last lines and counts are written here
+    logs.flush_lines()
+    if counters is not None:
+        counters.write()
 
 
 def _api_keys_of(follower):

@@ -95,7 +95,8 @@ class Publisher:
         self._snapshots = self._snapshots[-_KEEP:]
 
     def set_problems(self, problems):
-        """Keep the store; tell every process the master's problems changed."""
+        """Keep the store; tell every process the master's problems (and what
+        else it publishes: keys, status) changed."""
         self._generation += 1
         self._announce(problems)
 
@@ -103,8 +104,7 @@ class Publisher:
         """Keep the store; tell every process the accepted keys ({name: digest}) changed."""
         self.api_keys = dict(digests)
         if self._snapshots:  # NOTE: before the first store, publish() announces them
-            self._generation += 1
-            self._announce(self.problems)
+            self.set_problems(self.problems)
 
     def set_status(self, **changes):
         """Keep the store and problems; tell every process the master's status
@@ -115,8 +115,7 @@ class Publisher:
         if all(self.status[name] == value for name, value in changes.items()):
             return
         self.status.update(changes)
-        self._generation += 1
-        self._announce(self.problems)
+        self.set_problems(self.problems)
 
     def _announce(self, problems):
         self.problems = tuple(problems)

@@ -113,3 +113,12 @@ def test_flight_calls_are_logged(utc_store):
         records = [json.loads(line) for line in lines.read().splitlines()]
     assert [(r["method"], r["route"], r["status"]) for r in records] == [
         ("FLIGHT", "DoGet", "OK"), ("FLIGHT", "DoGet", "INVALID_ARGUMENT"), ("FLIGHT", "ListActions", "OK")]
+
+
+def test_nothing_to_observe_is_no_layer():
+    """--access-log off --metrics off: the hot path passes no observation code at all."""
+    def app(environ, start_response):
+        return []
+
+    assert observe.layer(ROUTES)(app) is app
+    assert observe.layer(ROUTES, "text")(app) is not app

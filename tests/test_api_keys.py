@@ -231,3 +231,15 @@ def test_an_open_flight_server_answers_a_basic_handshake_too(utc_store):
             assert cur.fetchone()[0] == sum(len(c) - c.null_count for c in columns)  # the long table: priced hours
     finally:
         server.shutdown()
+
+
+def test_nothing_to_guard_is_no_layer(tmp_path):
+    """No keys, no rate limit, no metrics key (the default): the hot path passes no guard code."""
+    from ercot_fast.access.limits import RateLimit
+
+    def app(environ, start_response):
+        return []
+
+    assert layer(ApiKeys())(app) is app
+    assert layer(accepted())(app) is not app and layer(ApiKeys(), RateLimit(1, 1, tmp_path))(app) is not app
+    assert layer(ApiKeys(), metrics_key="m" * 20)(app) is not app

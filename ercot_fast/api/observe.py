@@ -52,7 +52,9 @@ FLUSH_SECONDS = 0.25
 def layer(routes, log_format=None, counters=None, fd=2):
     """The layer logging (``log_format`` text or json; None: no access log,
     to the descriptor ``fd``) and counting (in ``counters``; None: not) the
-    requests to ``routes`` (other paths as ``-``)."""
+    requests to ``routes`` (other paths as ``-``); neither: no layer at all."""
+    if log_format is None and counters is None:
+        return lambda app: app
     how = _How(frozenset(routes), logs.access_line(log_format) if log_format else None, counters, fd)
     if counters is not None:
         counters.before_reading(flush)  # a scrape counts what was noted up to it

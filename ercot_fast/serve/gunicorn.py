@@ -150,9 +150,10 @@ class PriceService(BaseApplication):
         counters = self._worker_counters
         if counters is not None:
             counters.start()  # in the worker: its own counts from zero, written by its own thread
-        observing = s.access_log or counters is not None
-        layers = [observe.layer(ROUTES, s.log_format if s.access_log else None, counters)] if observing else []
-        layers.append(guard.layer(keys.ApiKeys(follower.api_keys), self.limit, s.metrics_key, counters))
+        layers = [
+            observe.layer(ROUTES, s.log_format if s.access_log else None, counters),
+            guard.layer(keys.ApiKeys(follower.api_keys), self.limit, s.metrics_key, counters),
+        ]
         return create_app(
             follower.store,
             s.max_range_days,
@@ -165,7 +166,7 @@ class PriceService(BaseApplication):
             max_response_mb=s.max_response_mb,
             request_timeout=s.request_timeout,
             counters=counters,
-            draining=lambda: self._follower.draining,
+            draining=lambda: follower.draining,
         )
 
     def load_config(self):

@@ -55,6 +55,9 @@ class ServeConfig:
     tls_cert: str | None = None  # PEM certificate chain; with tls_key: HTTPS and grpc+tls://
     tls_key: str | None = None
     plain_http: bool = False  # TLS for Flight only: a proxy in front terminates HTTP's
+    reload_interval: float = 0.0  # seconds between polls of the data directory for changes; 0: off
+    s3_endpoint: str | None = None  # an S3-compatible store's URL (MinIO); None: AWS's, from the environment
+    flight_advertise: tuple = ()  # Flight locations get_flight_info lists; empty: this server's own
 
     @property
     def tls(self):
@@ -102,6 +105,9 @@ _SERVE_SETTINGS = {
     "tls_cert": ("TLS_CERT", None, str),
     "tls_key": ("TLS_KEY", None, str),
     "plain_http": ("PLAIN_HTTP", False, lambda text: parse_bool(text, "PLAIN_HTTP")),
+    "reload_interval": ("RELOAD_INTERVAL", 0.0, float),
+    "s3_endpoint": ("S3_ENDPOINT", None, str),
+    "flight_advertise": ("FLIGHT_ADVERTISE", (), lambda text: parse_locations(text)),  # NOTE: defined below
 }
 
 
@@ -260,6 +266,34 @@ def add_serve_arguments(parser):
         help="serve HTTP without TLS even with --tls-cert, which then applies to Flight only: for nginx "
         "terminating TLS in front of meinheld (env PLAIN_HTTP=1; default off)",
     )
+    parser.add_argument(
+        "--reload-interval",
+        type=float,
+        metavar="SECONDS",
+        help="look at the data directory (local or s3://) this often and reload when a price file was added, "
+        "changed or removed (env RELOAD_INTERVAL; default 0: only on SIGHUP, the Flight action reload or "
+        "POST /api/admin/reload)",
+    )
+    parser.add_argument(
+        "--flight-advertise",
+        type=_argument(lambda text: parse_locations(text)),
+        metavar="URIS",
+        help="the Flight locations get_flight_info lists for every pull, comma-separated: "
+        "grpc://host-a:50051,grpc://host-b:50051 for replicas (env FLIGHT_ADVERTISE; default: none, "
+        "clients read from the server they asked)",
+    )
+    add_storage_arguments(parser)
+
+
+def add_storage_arguments(parser):
+    """Where object storage is, for every command that reads or writes a data directory."""
+    parser.add_argument(
+        "--s3-endpoint",
+        metavar="URL",
+        help="for --data-dir s3://bucket/prefix on an S3-compatible store (MinIO): its URL, http://host:9000 "
+        "(env S3_ENDPOINT; default: AWS; credentials and region from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
+        "AWS_REGION as for the AWS CLI)",
+    )
 
 
 def _argument(parse):
@@ -314,6 +348,19 @@ def parse_rate(text):
     return number / per
 
 
+def parse_locations(text):
+    """'grpc://a:50051,grpc+tls://b:50051' -> a tuple of Flight location URIs."""
+    locations = tuple(part.strip() for part in text.split(",") if part.strip())
+    for uri in locations:
+        scheme, sep, rest = uri.partition("://")
+        host, colon, port = rest.rpartition(":")
+        if scheme not in ("grpc", "grpc+tcp", "grpc+tls") or not sep or not host or not colon or not port.isdigit():
+            raise ValueError(f"{uri!r} is not a Flight location like grpc://host:50051 or grpc+tls://host:50051")
+    if not locations:
+        raise ValueError("give at least one Flight location, like grpc://host:50051")
+    return locations
+
+
 def parse_bool(text, name):
     if text.strip().lower() in ("1", "true", "yes", "on"):
         return True
@@ -361,6 +408,8 @@ def serve_config(args, environ=os.environ):
         raise SystemExit("error: --max-response-mb must be at least 1 and --request-timeout positive")
     if config.metrics_key is not None and len(config.metrics_key) < 16:
         raise SystemExit("error: --metrics-key must have at least 16 characters")
+    if config.reload_interval < 0:
+        raise SystemExit("error: --reload-interval is 0 (off) or a number of seconds, like 30")
     if not 0 <= config.drain_seconds <= 3600:
         raise SystemExit("error: --drain-seconds is from 0 (stop at once) to 3600")
     addrs = {"--json-addr": config.json_addr, "--flight-addr": config.flight_addr}

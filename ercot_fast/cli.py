@@ -107,6 +107,7 @@ def cmd_demo_data(args):
 def cmd_ingest(args):
     logs.setup(config.setting(args.log_level, "LOG_LEVEL", "info"))
     from ercot_fast import ingest
+    from ercot_fast.datadir import open_data_dir
     from ercot_fast.files import write_atomically
 
     data_dir = config.setting(args.data_dir, "DATA_DIR")
@@ -116,7 +117,10 @@ def cmd_ingest(args):
     if args.settlement_points:
         points = [p.strip().upper() for p in args.settlement_points.split(",") if p.strip()]
     try:
+        data_dir = open_data_dir(data_dir, config.setting(args.s3_endpoint, "S3_ENDPOINT"))
         report = ingest.ingest(args.paths, data_dir, settlement_points=points, progress=args.progress)
+    except DataLoadError as exc:
+        raise SystemExit(f"error: {exc.message}; {exc.details}")
     except IngestError as exc:
         raise SystemExit(f"error: {exc}")
     except OSError as exc:  # a full disk, a read-only folder: every file is still its old or new self
@@ -187,7 +191,10 @@ def _add_ingest(commands):
         "less data is refused: see `ercot-fast serve --help`, --allow-shrink).",
     )
     ingest.add_argument("paths", nargs="+", metavar="PATH", help="report files (CSV or ZIP) or folders of them")
-    ingest.add_argument("--data-dir", help="data directory to write (env DATA_DIR); created if missing")
+    ingest.add_argument(
+        "--data-dir", help="data directory to write, a folder or s3://bucket/prefix (env DATA_DIR); created if missing"
+    )
+    config.add_storage_arguments(ingest)
     ingest.add_argument(
         "--settlement-points",
         metavar="LIST",

@@ -26,6 +26,7 @@ import pytest
 
 from ercot_fast import timeutil
 from ercot_fast.cli import build_parser
+from ercot_fast.datadir import open_data_dir
 from ercot_fast.errors import IngestError
 from ercot_fast.ingest import formats, ingest, layout, validation
 from ercot_fast.store.load import load_store
@@ -45,8 +46,8 @@ AS_HEADER = "DeliveryDate,HourEnding,AncillaryType,MCPC,DSTFlag\n"
 def stored(data_dir, dataset):
     """{(utc ms, series): price} of every non-null value in a data set's partitions."""
     values = {}
-    for path in layout.partitions(data_dir, dataset):
-        table = pq.read_table(path)
+    for name in layout.partitions(open_data_dir(data_dir), dataset):
+        table = pq.read_table(Path(data_dir) / name)
         times = table.column("datetime_ts").cast("int64").to_pylist()
         for name in table.column_names[1:]:
             for t, v in zip(times, table.column(name).to_pylist()):
@@ -244,10 +245,10 @@ def test_real_hours_per_market_day(real_store):
 
 def test_real_partitions_hold_their_month_sorted_unique_utc(real):
     data_dir, _ = real
-    files = layout.partitions(data_dir, "day_ahead")
+    files = [Path(data_dir) / name for name in layout.partitions(open_data_dir(data_dir), "day_ahead")]
     assert [f.name for f in files[:2]] == ["day_ahead_2019_01.parquet", "day_ahead_2019_02.parquet"]
     assert len(files) == 31
-    for path in files + layout.partitions(data_dir, "real_time_15min"):
+    for path in files + [Path(data_dir) / name for name in layout.partitions(open_data_dir(data_dir), "real_time_15min")]:
         table = pq.read_table(path)
         assert str(table.schema.field("datetime_ts").type) == "timestamp[ms, tz=UTC]"
         times = table.column("datetime_ts").cast("int64").to_numpy()
@@ -724,7 +725,7 @@ def test_sigkill_at_random_moments_leaves_a_readable_store(tmp_path, old_and_new
 
 
 def test_one_ingest_at_a_time(tmp_path):
-    with layout.locked(tmp_path):
+    with layout.locked(open_data_dir(tmp_path)):
         with pytest.raises(IngestError, match="another ingest is running"):
             ingest([DA_MONTHLY / "dam_spp_hub_lz_2020-02.csv"], tmp_path)
 

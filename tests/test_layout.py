@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ercot_fast"
 # names a transport, kernels never see HTTP).
 LAYERS = [
     {"config", "errors", "logs"},
-    {"timeutil", "files", "access", "metrics"},
+    {"timeutil", "files", "access", "metrics", "datadir"},
     {"datasets", "kernels"},
     {"store", "health", "ingest", "demo"},
     {"query", "sql"},

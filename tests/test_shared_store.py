@@ -12,6 +12,7 @@ from falcon import testing
 from ercot_fast import health
 from ercot_fast.api.app import LiveApp, create_app
 from ercot_fast.datasets import DATASETS
+from ercot_fast.datadir import open_data_dir
 from ercot_fast.serve import reload
 from ercot_fast.store import snapshot
 from ercot_fast.store.load import load_store
@@ -155,10 +156,10 @@ def test_losing_a_series_or_rows_is_a_shrink(fixture_store, fixture_utc_dir, tmp
 
 
 def test_the_allow_shrink_marker_allows_one_reload(tmp_path):
-    assert not reload.shrink_allowed_once(tmp_path)
+    assert not reload.shrink_allowed_once(open_data_dir(tmp_path))
     (tmp_path / reload.ALLOW_SHRINK_ONCE).touch()
-    assert reload.shrink_allowed_once(tmp_path)
-    assert not reload.shrink_allowed_once(tmp_path)  # used up
+    assert reload.shrink_allowed_once(open_data_dir(tmp_path))
+    assert not reload.shrink_allowed_once(open_data_dir(tmp_path))  # used up
 
 
 def test_a_snapshot_that_cannot_be_written_leaves_nothing(fixture_store, tmp_path, monkeypatch):

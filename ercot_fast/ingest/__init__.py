@@ -33,6 +33,7 @@ import pyarrow as pa
 from ercot_fast import datasets, timeutil
 from ercot_fast.ingest import formats, layout, sources, validation
 from ercot_fast.errors import IngestError
+from ercot_fast.datadir import open_data_dir
 
 __all__ = ["ingest", "IngestError", "FLUSH_ROWS"]
 
@@ -42,7 +43,8 @@ FLUSH_ROWS = 8_000_000  # accepted rows held in memory before they are merged in
 
 
 def ingest(paths, data_dir, settlement_points=None, progress=False, flush_rows=FLUSH_ROWS):
-    """Ingest every ERCOT report under ``paths`` into ``data_dir``.
+    """Ingest every ERCOT report under ``paths`` into ``data_dir`` (a folder,
+    an ``s3://`` URI or a ``datadir.DataDir``).
 
     ``settlement_points``: names to keep from the day-ahead and real-time
     reports (None: all). ``progress``: True/False, or None to show a bar when
@@ -50,8 +52,9 @@ def ingest(paths, data_dir, settlement_points=None, progress=False, flush_rows=F
     people, ``to_json()`` for machines). Raises IngestError when an input does
     not exist or another ingest holds the data directory.
     """
+    data_dir = open_data_dir(data_dir)
     with layout.locked(data_dir):
-        inputs = sources.expand(paths, skip=f"{data_dir}/{datasets.INGEST_DIR}")
+        inputs = sources.expand(paths, skip=data_dir.path(datasets.INGEST_DIR) if data_dir.local else None)
         report = validation.Report(data_dir, paths)
         bar = validation.Progress(sum(i.size for i in inputs), enabled=progress)
         run = _Run(data_dir, report, settlement_points, flush_rows, bar)
@@ -202,9 +205,9 @@ class _Run:
         by_month = np.argsort(months, kind="stable")
         bounds = np.flatnonzero(np.diff(months[by_month])) + 1
         for rows in np.split(by_month, bounds) if len(by_month) else ():
-            path = layout.partition_path(self.data_dir, name, months[rows[0]])
+            partition = layout.partition_name(name, months[rows[0]])
             added, unchanged, changed, written, merged = layout.merge_partition(
-                path, name, instants[rows], days[rows], series, codes[rows], prices[rows]
+                self.data_dir, partition, name, instants[rows], days[rows], series, codes[rows], prices[rows]
             )
             self.report.check_month(name, months[rows[0]], *merged)
             dataset.added += added
@@ -213,8 +216,9 @@ class _Run:
                 log.info("%s %s: %d values replaced by re-published prices", name, timeutil.day_name(day), count)
                 dataset.changed[day] += count
             if written:
-                log.info("%s: wrote %s (%d values added, %d changed)", name, path, added, sum(changed.values()))
-                dataset.files_written.append(str(path))
+                where = f"{self.data_dir}/{partition}"
+                log.info("%s: wrote %s (%d values added, %d changed)", name, where, added, sum(changed.values()))
+                dataset.files_written.append(where)
             else:
                 dataset.files_unchanged += 1
 

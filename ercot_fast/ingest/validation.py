@@ -203,7 +203,7 @@ class Report:
         for name, dataset in self.datasets.items():
             files = layout.partitions(data_dir, name)
             if files:
-                first, last = (layout.read_times(f) for f in (files[0], files[-1]))
+                first, last = (layout.read_times(data_dir, f) for f in (files[0], files[-1]))
                 if len(first) and len(last):
                     dataset.store_range = {
                         "first_interval_start": timeutil.format_instant(first[0]),

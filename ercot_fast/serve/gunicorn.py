@@ -32,6 +32,7 @@ from ercot_fast.access import keys
 from ercot_fast.access.limits import RateLimit
 from ercot_fast.api import guard, observe
 from ercot_fast.api.app import ROUTES, LiveApp, create_app
+from ercot_fast.datadir import open_data_dir
 from ercot_fast.errors import ChildStartError
 from ercot_fast.metrics.counters import Counters
 from ercot_fast.flight import server as flight_server
@@ -82,8 +83,8 @@ class PriceService(BaseApplication):
 
     def __init__(self, settings, data_dir):
         self.settings = settings
-        self.data_dir = data_dir
-        loaded = load_store(data_dir)
+        self.data_dir = open_data_dir(data_dir, settings.s3_endpoint)
+        loaded = load_store(self.data_dir)
         if loaded.total_rows == 0:
             log.error("no prices found in %s: /api/health answers 503 until data is there", data_dir)
         self.publisher = Publisher(settings.runtime_dir)

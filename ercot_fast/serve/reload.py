@@ -7,7 +7,6 @@ for one reload). ``load_and_write`` runs in a child of the master
 corrupt file's decoder, never reaches the master."""
 import logging
 import time
-from pathlib import Path
 
 from ercot_fast.store import snapshot
 from ercot_fast.store.load import load_store
@@ -39,13 +38,13 @@ def shrink_allowed_once(data_dir):
     """True when the operator allowed this one reload to shrink the service;
     the marker is removed when it can be (a read-only data directory keeps it,
     and it goes on allowing shrinks until removed: logged)."""
-    marker = Path(data_dir) / ALLOW_SHRINK_ONCE
-    if not marker.exists():
+    if not data_dir.exists(ALLOW_SHRINK_ONCE):
         return False
     try:
-        marker.unlink()
+        data_dir.delete(ALLOW_SHRINK_ONCE)
     except OSError as exc:
-        log.warning("%s allows this reload to shrink the service but cannot be removed (%s): remove it by hand", marker, exc)
+        log.warning("%s/%s allows this reload to shrink the service but cannot be removed (%s): remove it by hand",
+                    data_dir, ALLOW_SHRINK_ONCE, exc)
     return True
 
 

@@ -64,7 +64,8 @@ class Contribution:
 
 
 def load_store(data_dir):
-    """Load every known file below ``data_dir`` into a Store.
+    """Load every known file below ``data_dir`` (a folder, an ``s3://`` URI or
+    a ``datadir.DataDir``) into a Store.
 
     Unknown files are logged and ignored; unreadable files are logged and
     skipped. Raises DataLoadError only when the directory itself is unusable.

@@ -1,13 +1,11 @@
 """Where the price files of a data directory come from: the files below a
-local folder, each with its kind and period as ``datasets`` names them."""
+local folder or an object-store prefix (``datadir``), each with its kind and
+period as ``datasets`` names them."""
 import logging
-from pathlib import Path
 from typing import NamedTuple
 
-import pyarrow.parquet as pq
-
 from ercot_fast import datasets
-from ercot_fast.errors import DataLoadError
+from ercot_fast.datadir import DataDir, Entry, open_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -16,30 +14,31 @@ class PriceFile(NamedTuple):
     relative: str  # path below the data directory, with /
     kind: datasets.FileKind
     period: tuple  # (year,) or (year, month), from the file name
-    path: Path
+    entry: Entry  # its size and modification time
+    data_dir: DataDir
 
     def read(self):
         """The file's Arrow table (raises whatever a corrupt file makes pyarrow raise)."""
-        return pq.read_table(self.path)
+        return self.data_dir.read_table(self.relative)
 
 
-def price_files(data_dir):
-    """Every price file below ``data_dir``, in sorted path order; other files
-    are logged and ignored. Raises DataLoadError when the folder is unusable."""
-    root = Path(data_dir)
-    if not root.is_dir():
-        raise DataLoadError(
-            f"data directory {str(root)!r} does not exist",
-            "pass --data-dir (or DATA_DIR) pointing at a folder with flattened/ or combined/ files",
-        )
+def price_files(data_dir, quiet=False):
+    """Every price file below ``data_dir`` (a path, URI or DataDir), in sorted
+    path order; other files are logged (unless ``quiet``) and ignored. Raises
+    DataLoadError when the directory is unusable."""
+    data_dir = open_data_dir(data_dir)
     found = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        relative = path.relative_to(root).as_posix()
-        if any(part.startswith(".") for part in path.relative_to(root).parts):
-            continue  # hidden: an ingest's lock and temporaries, .allow-shrink
-        matched = datasets.match_file(relative)
+    for entry in data_dir.entries():
+        matched = datasets.match_file(entry.relative)
         if matched is None:
-            log.info("ignored unknown file %s", relative)
+            if not quiet:
+                log.info("ignored unknown file %s", entry.relative)
             continue
-        found.append(PriceFile(relative, *matched, path))
+        found.append(PriceFile(entry.relative, *matched, entry, data_dir))
     return found
+
+
+def listing(data_dir):
+    """What a reload would read, as (path, size, modification time) per price
+    file: a change in it (a file added, changed or removed) calls for a reload."""
+    return tuple(file.entry for file in price_files(data_dir, quiet=True))

@@ -44,7 +44,8 @@ def open_data_dir(location, endpoint=None):
     if not is_remote(location):
         return DataDir(location, pafs.LocalFileSystem(), str(Path(location).absolute()), local=True)
     scheme, _, rest = location.partition("://")
-    bucket, _, prefix = rest.strip("/").partition("/")
+    bucket, _, prefix = rest.partition("/")
+    prefix = prefix.strip("/")
     if not bucket:
         raise DataLoadError(f"data directory {location!r} names no bucket", f"write it as {scheme}://bucket/prefix")
     if scheme.lower() == "s3":
@@ -96,7 +97,7 @@ class DataDir:
         the path: an ingest's lock and temporaries, ``.allow-shrink``) left
         out, in sorted path order. Raises DataLoadError when the directory
         itself is unusable (missing, unreadable, the store unreachable)."""
-        self._check_root()
+        self.check()
         try:
             infos = self.filesystem.get_file_info(
                 pafs.FileSelector(self.path(below).rstrip("/"), recursive=True, allow_not_found=True))
@@ -112,7 +113,8 @@ class DataDir:
             found.append(Entry(relative, info.size, info.mtime_ns or 0))
         return sorted(found)
 
-    def _check_root(self):
+    def check(self):
+        """Raise DataLoadError unless the folder (the bucket) exists and can be read."""
         where = self.root if self.local else self._bucket
         try:
             kind = self.filesystem.get_file_info(where).type

@@ -53,6 +53,8 @@ def ingest(paths, data_dir, settlement_points=None, progress=False, flush_rows=F
     not exist or another ingest holds the data directory.
     """
     data_dir = open_data_dir(data_dir)
+    if not data_dir.local:
+        data_dir.check()  # a local folder is created, a bucket must exist
     with layout.locked(data_dir):
         inputs = sources.expand(paths, skip=data_dir.path(datasets.INGEST_DIR) if data_dir.local else None)
         report = validation.Report(data_dir, paths)

@@ -18,11 +18,18 @@ Tables come back in the long layout (``datetime``, ``hub``, ``price``) unless
 ``layout="wide"`` asks for one column per settlement point. ``datetime`` is a
 UTC instant (``tz="America/Chicago"`` shows the same instants in Central time).
 pandas is needed only for the ``*dataframe`` methods.
+
+A service run as replicas with ``--flight-advertise`` hands out one endpoint
+per replica for every pull, each a part of the answer: the client reads the
+parts side by side, each from its replica, and puts them back together (the
+same table as from one server).
 """
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.flight as flight
 
 from ercot_fast.flight import sql_messages
@@ -42,7 +49,10 @@ class PriceClient:
         if isinstance(tls_root_certs, (str, os.PathLike)):
             with open(tls_root_certs, "rb") as file:
                 tls_root_certs = file.read()
-        self._flight = flight.connect(location, tls_root_certs=tls_root_certs, **connect_options)
+        self._connect = lambda where: flight.connect(where, tls_root_certs=tls_root_certs, **connect_options)
+        self._flight = self._connect(location)
+        self._replicas = {}  # location URI -> FlightClient, for pulls spread over replicas
+        self._spread = None  # whether the server spreads pulls (describe's flight_locations), once asked
         headers = [(b"authorization", f"Bearer {api_key}".encode())] if api_key else []
         self._options = flight.FlightCallOptions(headers=headers)
 
@@ -73,7 +83,24 @@ class PriceClient:
             ticket = json.dumps(ticket)
         if isinstance(ticket, str):
             ticket = ticket.encode()
-        return self._flight.do_get(flight.Ticket(ticket), options=self._options).read_all()
+        if self._spread is None:
+            self._spread = bool(self.describe().get("flight_locations"))
+        if not self._spread:
+            return self._flight.do_get(flight.Ticket(ticket), options=self._options).read_all()
+        info = self._flight.get_flight_info(flight.FlightDescriptor.for_command(ticket), options=self._options)
+        with ThreadPoolExecutor(len(info.endpoints)) as pool:
+            parts = list(pool.map(self._read_endpoint, info.endpoints))
+        return _joined(parts)
+
+    def _read_endpoint(self, endpoint):
+        """One endpoint's part, from its first location (or from here)."""
+        client = self._flight
+        if endpoint.locations:
+            uri = endpoint.locations[0].uri.decode()
+            client = self._replicas.get(uri)
+            if client is None:
+                client = self._replicas[uri] = self._connect(uri)
+        return client.do_get(endpoint.ticket, options=self._options).read_all()
 
     # --- pandas --------------------------------------------------------------
 
@@ -139,13 +166,25 @@ class PriceClient:
         return json.loads(results[0].body.to_pybytes())
 
     def close(self):
-        self._flight.close()
+        for client in (self._flight, *self._replicas.values()):
+            client.close()
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc_info):
         self.close()
+
+
+def _joined(parts):
+    """The parts of one answer (each a run of its instants) as one table: the
+    long layout goes back to the server's order, each hub's rows together."""
+    table = pa.concat_tables(parts)
+    if len(parts) > 1 and "hub" in table.schema.names:
+        hubs = pc.unique(table.column("hub"))  # in their order of first appearance: the server's
+        position = pc.index_in(table.column("hub"), value_set=hubs)
+        table = table.take(pc.sort_indices(position))  # NOTE: a stable sort: each hub's instants stay in order
+    return table
 
 
 def _with(ticket, hubs, layout, options):

@@ -14,6 +14,7 @@ from ercot_fast import client as ercot_client
 from ercot_fast.datasets import DAY_AHEAD, REAL_TIME_15MIN
 from ercot_fast.flight import server as ercot_flight
 from ercot_fast.flight import tickets
+from ercot_fast.metrics.counters import Counters
 from ercot_fast.query import run as query_run
 from ercot_fast.render import arrow
 from ercot_fast.store.load import load_store
@@ -387,7 +388,10 @@ def action(fl, name):
 
 
 def test_actions(fl, client, utc_store):
-    assert [a.type for a in fl.list_actions()] == ["healthcheck", "available_hubs", "describe", "CreatePreparedStatement", "ClosePreparedStatement"]
+    assert [a.type for a in fl.list_actions()] == ["healthcheck", "available_hubs", "describe", "reload", "CreatePreparedStatement",
+                                                 "ClosePreparedStatement"]
+    with pytest.raises(flight.FlightUnauthorizedError, match="reloads over Flight need API keys"):
+        action(fl, "reload")  # an open server takes no reloads from anyone
     [health] = action(fl, "healthcheck")
     assert health["status"] == "healthy" and health["service"] == "ercot_price_service"
     assert dt.datetime.fromisoformat(health["timestamp"].replace("Z", "+00:00")).tzinfo is not None
@@ -517,3 +521,55 @@ def test_unsupported_calls_are_unimplemented_without_internals(fl):
     assert "read-only" in str(caught.value)
     assert_no_server_internals(str(caught.value))
     assert pull(fl, **GOOD).num_rows == 49
+
+
+# --- replicas: --flight-advertise --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def replicas(utc_store):
+    """Two servers over one store, each advertising both (as two replicas would)."""
+    from serving import free_port
+
+    ports = [free_port(), free_port()]
+    advertise = [f"grpc://127.0.0.1:{port}" for port in ports]
+    servers = [ercot_flight.PriceFlightServer(utc_store, where, MAX_RANGE_DAYS, advertise=advertise, counters=Counters())
+               for where in advertise]
+    try:
+        yield advertise, servers
+    finally:
+        for served in servers:
+            served.shutdown()
+
+
+@pytest.mark.parametrize("request_ticket", [
+    {"start_date": "2021-02-10", "end_date": "2021-02-20", "hubs": ["HB_NORTH", "HB_WEST", "LZ_HOUSTON"], "price_type": "rt",
+     "resolution": "15min"},
+    {"start_date": "2021-02-10", "end_date": "2021-02-20", "hubs": ["HB_NORTH", "HB_WEST"], "price_type": "da", "layout": "wide"},
+    {"dataset": "day_ahead", "hubs": ["HB_HOUSTON", "HB_NORTH"]},
+    {"dataset": "real_time_15min", "aggregate": "daily", "stat": "max"},
+    {"start_date": "2021-02-14", "end_date": "2021-02-14", "hubs": ["HB_NORTH"], "price_type": "da", "aggregate": "daily"},
+])
+def test_a_pull_is_spread_over_the_advertised_replicas_and_joined_as_one(replicas, location, request_ticket):
+    advertise, servers = replicas
+    raw = json.dumps(request_ticket).encode()
+    with flight.connect(location) as plain:
+        whole = plain.do_get(flight.Ticket(raw)).read_all()
+    with flight.connect(advertise[0]) as first:
+        info = first.get_flight_info(flight.FlightDescriptor.for_command(raw))
+    assert [[loc.uri.decode() for loc in e.locations] for e in info.endpoints] == [[where] for where in advertise]
+    assert info.total_records == whole.num_rows
+    before = [s._counters.counts.get(("ercot_fast_flight_rows", (("method", "DoGet"),)), 0) for s in servers]
+    with ercot_client.PriceClient(advertise[1]) as prices:
+        assert prices.describe()["flight_locations"] == advertise
+        spread = prices.read(request_ticket)
+    assert spread.equals(whole)
+    after = [s._counters.counts.get(("ercot_fast_flight_rows", (("method", "DoGet"),)), 0) for s in servers]
+    assert all(a > b for a, b in zip(after, before)) or whole.num_rows < 2  # each replica sent its part
+    assert sum(a - b for a, b in zip(after, before)) == whole.num_rows
+
+
+def test_a_part_ticket_is_checked(fl):
+    for part in ([2, 2], [0], "0/2", [0, 1000], [True, 2]):
+        with pytest.raises(pa.ArrowInvalid, match=r"is not \[i, n\]"):
+            fl.do_get(flight.Ticket(json.dumps({"dataset": "day_ahead", "part": part}).encode())).read_all()

@@ -16,6 +16,7 @@ from ercot_fast.api.resources import (
     OpenApiResource,
     PricesResource,
     ReadyResource,
+    ReloadResource,
     json_bytes,
 )
 from ercot_fast.api.response_cache import ResponseCache
@@ -31,7 +32,8 @@ from ercot_fast.config import (
 
 log = logging.getLogger(__name__)
 
-ROUTES = ("/api/prices", "/api/health", "/api/ready", "/api/available_hubs", "/api/openapi.json", "/metrics")
+ROUTES = ("/api/prices", "/api/health", "/api/ready", "/api/available_hubs", "/api/openapi.json", "/metrics",
+          "/api/admin/reload")
 # what a query error is about -> where an HTTP client finds what to change
 HINTS = {
     errors.SETTLEMENT_POINTS: "see /api/available_hubs",
@@ -52,6 +54,7 @@ def create_app(
     request_timeout=DEFAULT_REQUEST_TIMEOUT,
     counters=None,
     draining=None,
+    request_reload=None,
 ):
     """The WSGI app over ``store`` (already loaded: the app never reads files).
 
@@ -64,6 +67,8 @@ def create_app(
     ``counters``: the process's ``metrics.counters.Counters`` (None: this
     app's own, in memory), which /metrics adds up with the other processes'.
     ``draining``: a function, True while the service drains (``/api/ready`` 503).
+    ``request_reload(who)``: asks the master for a reload (``POST
+    /api/admin/reload``); None: refused (no API keys, or no master).
     """
     counters = counters if counters is not None else Counters()
     app = falcon.App()
@@ -77,6 +82,7 @@ def create_app(
     app.add_route("/api/available_hubs", AvailableHubsResource(store))
     app.add_route("/api/openapi.json", OpenApiResource(store))
     app.add_route("/metrics", MetricsResource(store, counters))
+    app.add_route("/api/admin/reload", ReloadResource(request_reload, counters))
     app.set_error_serializer(_serialize_error)
     app.add_error_handler(Exception, _internal_error)
     app.add_error_handler(errors.QueryError, _bad_request)

@@ -171,6 +171,22 @@ def document(settlement_points):
                             "content": _JSON_ERROR},
                 },
             }},
+            "/api/admin/reload": {"post": {
+                "summary": "Load the data directory again, as SIGHUP does (needs API keys configured, and one sent)",
+                "operationId": "postReload",
+                "security": [{"apiKey": []}, {"bearer": []}],
+                "responses": {
+                    "202": {"description": "Requested: the reload runs in the background; the new data is served once "
+                                           "published (/metrics: ercot_fast_reloads_total, "
+                                           "ercot_fast_store_published_timestamp_seconds)",
+                            "content": {"application/json": {"schema": {
+                                "type": "object", "required": ["status", "details"], "additionalProperties": False,
+                                "properties": {"status": {"type": "string"}, "details": {"type": "string"}}}}}},
+                    "403": {"description": "The service has no API keys: reload with SIGHUP or --reload-interval.",
+                            "content": _JSON_ERROR},
+                    **_GUARD_RESPONSES,
+                },
+            }},
             "/api/openapi.json": {"get": {
                 "summary": "This document",
                 "operationId": "getOpenApi",

@@ -12,6 +12,7 @@ from ercot_fast import health, timeutil
 from ercot_fast.api import encoding, openapi
 from ercot_fast.api.deadline import Deadline
 from ercot_fast.api.response_cache import PreparedAnswers
+from ercot_fast.api.seam import KEY_NAME
 from ercot_fast.errors import QueryError, ResponseTooLargeError
 from ercot_fast.metrics import exposition
 from ercot_fast.query.parse import choice, parse_query
@@ -280,6 +281,37 @@ class ReadyResource:
         _status_answer(resp, *health.readiness(self._store, self._draining()))
 
     on_head = on_get
+
+
+class ReloadResource:
+    """POST /api/admin/reload: ask the master to load the data directory again
+    (as SIGHUP does); 202 at once, the reload runs in the background and
+    /metrics and the log tell its outcome. ``request_reload(who)``: None when
+    the service has no API keys (the guard admits only callers with a key; an
+    open service takes reloads by SIGHUP or --reload-interval only)."""
+
+    REQUESTS = ("ercot_fast_reload_requests", (("protocol", "http"),))
+
+    def __init__(self, request_reload=None, counters=None):
+        self._request_reload = request_reload
+        self._counters = counters
+
+    def on_post(self, req, resp):
+        if self._request_reload is None:
+            raise falcon.HTTPForbidden(
+                title="reloads over HTTP need API keys",
+                description="configure API keys (--api-keys-file or API_KEYS) and send one, or reload with SIGHUP "
+                "to the master or --reload-interval",
+            )
+        self._request_reload(f"HTTP (API key {req.env.get(KEY_NAME, '-')}, {req.remote_addr})")
+        if self._counters is not None:
+            self._counters.add(self.REQUESTS)
+        resp.status = falcon.HTTP_202
+        resp.data = json_bytes({"status": "reload requested", "details": "the data directory is loaded again in the "
+                                "background; the new data is served when it is published (see /metrics, "
+                                "ercot_fast_reloads_total and ercot_fast_store_published_timestamp_seconds)"})
+        resp.content_type = JSON
+        resp.cache_control = ["no-store"]
 
 
 class AvailableHubsResource:

@@ -32,7 +32,10 @@ ACTIONS = (
     ("healthcheck", "service status as JSON, like GET /api/health; UNAVAILABLE when no data is loaded"),
     ("available_hubs", "JSON array of the settlement points in the data, like GET /api/available_hubs"),
     ("describe", "JSON: loaded data sets (rows, series, first and last instant), limits, server pid"),
+    ("reload", "load the data directory again, as SIGHUP does (needs API keys configured, and one sent); "
+               "answers at once, the reload runs in the background"),
 )
+RELOAD_REQUESTS = ("ercot_fast_reload_requests", (("protocol", "flight"),))
 
 
 FOLLOW_SECONDS = 1.0  # an idle Flight child looks for a new store this often
@@ -50,20 +53,24 @@ def tls_certificates(cert_path, key_path):
 
 
 def serve(child, follower, addr, max_range_days=DEFAULT_MAX_RANGE_DAYS, stale_after=None, sql_limits=(),
-          access_log_format=None, limit=None, counters=None, tls=None):
+          access_log_format=None, limit=None, counters=None, tls=None, request_reload=None, advertise=()):
     """The Flight child's target: serve the published store (``follower``)
     on ``addr`` until stopped; ``sql_limits``: Flight SQL's (time limit s,
     result MB, memory MB); ``access_log_format``: text or json, None: no
     access log; ``limit``: the rate limit (``access.limits``) or None;
     ``counters``: the child's metrics (``metrics.counters``), or None;
-    ``tls``: (certificate path, key path), None: no TLS."""
+    ``tls``: (certificate path, key path), None: no TLS; ``request_reload(who)``:
+    asks the master for a reload (the action ``reload``); ``advertise``: the
+    Flight locations of the replicas a pull is spread over (``--flight-advertise``)."""
     if counters is not None:
         counters.start()
-    middleware = {seam.Seam.NAME: seam.Seam(_api_keys_of(follower), limit, access_log_format, counters)}
+    api_keys = _api_keys_of(follower)
+    middleware = {seam.Seam.NAME: seam.Seam(api_keys, limit, access_log_format, counters)}
     location = location_of(addr, tls is not None)
     server = PriceFlightServer(follower.store, location, max_range_days, follower=follower, stale_after=stale_after,
                                flight_sql=sql.FlightSql(*sql_limits), middleware=middleware, counters=counters,
-                               tls_certificates=tls_certificates(*tls) if tls else None)
+                               tls_certificates=tls_certificates(*tls) if tls else None,
+                               reload=(request_reload, api_keys) if request_reload else None, advertise=advertise)
     log.info("Arrow Flight serving on %s (pid %d, port %d)", location, os.getpid(), server.port)
     child.ready(str(server.port))
     while child.wait_for_stop(timeout=FOLLOW_SECONDS) is None:
@@ -208,11 +215,14 @@ class PriceFlightServer(flight.FlightServerBase):
     ``middleware``: the seam, ``{name: pyarrow.flight.ServerMiddlewareFactory}``.
     ``flight_sql``: the Flight SQL side (``flight.sql.FlightSql``, its limits).
     ``counters``: where the rows and bytes streamed are counted (``metrics.counters``).
+    ``reload``: (``request_reload(who)``, ``api_keys()``), for the action
+    ``reload`` (None: refused); ``advertise``: Flight locations, one endpoint
+    (one part of the answer) each in every FlightInfo (empty: one endpoint, here).
     """
 
     def __init__(
         self, store, location, max_range_days=DEFAULT_MAX_RANGE_DAYS, middleware=None, follower=None, stale_after=None,
-        flight_sql=None, counters=None, **kwargs,
+        flight_sql=None, counters=None, reload=None, advertise=(), **kwargs,
     ):
         super().__init__(location, middleware=middleware or {}, auth_handler=_HandshakeInTheSeam(), **kwargs)
         self._sql = flight_sql or sql.FlightSql()
@@ -224,6 +234,8 @@ class PriceFlightServer(flight.FlightServerBase):
         self._stale_after = stale_after
         self._max_range_days = max_range_days
         self._dataset_infos = {}  # descriptor name -> FlightInfo of the current store
+        self._reload = reload
+        self._advertise = tuple(flight.Location(uri) for uri in advertise)
 
     def follow(self):
         """Swap to the store the master published last, if it changed."""
@@ -256,8 +268,12 @@ class PriceFlightServer(flight.FlightServerBase):
         selection, ticket = self._selection(descriptor)
         schema = arrow.result_schema(selection, self._store.synthetic)
         records, total_bytes = arrow.result_counts(selection, schema)
-        endpoint = flight.FlightEndpoint(ticket, [])  # no location: redeem it here
-        return flight.FlightInfo(schema, descriptor, [endpoint], records, total_bytes)
+        if not self._advertise:
+            endpoints = [flight.FlightEndpoint(ticket, [])]  # no location: redeem it here
+        else:  # one part of the answer per replica: a client reads them side by side
+            parts = tickets.part_tickets(ticket, len(self._advertise))
+            endpoints = [flight.FlightEndpoint(part, [where]) for part, where in zip(parts, self._advertise)]
+        return flight.FlightInfo(schema, descriptor, endpoints, records, total_bytes)
 
     def _dataset_info(self, name):
         info = self._dataset_infos.get(name)
@@ -322,11 +338,24 @@ class PriceFlightServer(flight.FlightServerBase):
             return self._sql.do_action(self._store, action)
         if action.type in sql.OTHER_ACTIONS:
             raise UnimplementedError(f"Flight SQL {action.type} is not supported", "the service is read-only, without transactions")
+        if action.type == "reload":
+            return [flight.Result(json.dumps(self._request_reload(context)).encode())]
         handler = getattr(self, f"_action_{action.type}", None)
         if handler is None:
             names = ", ".join(name for name, _ in ACTIONS)
             raise NotFoundError(f"unknown action {action.type!r}; use one of {names} (see list_actions)")
         return [flight.Result(json.dumps(handler()).encode())]
+
+    def _request_reload(self, context):
+        request_reload, api_keys = self._reload or (None, None)
+        if request_reload is None or not api_keys().enabled:
+            raise flight.FlightUnauthorizedError(
+                "reloads over Flight need API keys: configure them (--api-keys-file or API_KEYS) and send one, "
+                "or reload with SIGHUP to the master or --reload-interval")
+        request_reload(f"Flight ({context.peer()})")
+        if self._counters is not None:
+            self._counters.add(RELOAD_REQUESTS)
+        return {"status": "reload requested", "details": "the data directory is loaded again in the background"}
 
     def _action_healthcheck(self):
         serving, body = health.check(self._store, self._problems, self._stale_after)
@@ -356,4 +385,5 @@ class PriceFlightServer(flight.FlightServerBase):
             "max_range_days": self._max_range_days,
             "max_batch_rows": arrow.MAX_BATCH_ROWS,
             "max_batch_bytes": arrow.MAX_BATCH_BYTES,
+            "flight_locations": [where.uri.decode() for where in self._advertise],
         }

@@ -16,9 +16,14 @@ Two forms:
 
 Both take ``"layout": "long"`` (the default) or ``"wide"`` (``render.arrow``),
 and ``aggregate``, ``stat`` and ``block`` as the HTTP API does (a trading
-block's intervals, or one value per Central-time period).
+block's intervals, or one value per Central-time period), and ``"part": [i, n]``:
+the i-th (from 0) of n runs of consecutive instants of the answer, which is
+how ``get_flight_info`` spreads one pull over the replicas of
+``--flight-advertise`` (one endpoint per replica, each its own part).
 """
 import json
+
+import numpy as np
 
 from ercot_fast import errors
 from ercot_fast.config import DEFAULT_MAX_RANGE_DAYS
@@ -31,8 +36,9 @@ from ercot_fast.render.arrow import LAYOUTS, LONG, Selection
 LEGACY_DESCRIPTOR = "ercot_prices"  # the older service's descriptor: the day-ahead data set
 DESCRIPTORS = DATASETS + (LEGACY_DESCRIPTOR,)
 SHAPING_KEYS = ("aggregate", "stat", "block")
-QUERY_KEYS = ("start_date", "end_date", "hubs", "price_type", "resolution", "tz", *SHAPING_KEYS, "layout")
-DATASET_KEYS = ("dataset", "hubs", *SHAPING_KEYS, "layout")
+QUERY_KEYS = ("start_date", "end_date", "hubs", "price_type", "resolution", "tz", *SHAPING_KEYS, "layout", "part")
+DATASET_KEYS = ("dataset", "hubs", *SHAPING_KEYS, "layout", "part")
+MAX_PARTS = 256
 TICKET_HINT = (
     'send a JSON object: {"start_date": "2023-01-01", "end_date": "2023-01-31", '
     '"hubs": ["HB_NORTH"], "price_type": "day_ahead"} or {"dataset": "real_time_15min"} '
@@ -63,12 +69,37 @@ def parse_ticket(raw, store, max_range_days=DEFAULT_MAX_RANGE_DAYS):
     else:
         _check_keys(params, QUERY_KEYS, "a query ticket")
         checked = parse_query(params, store, max_range_days)
-    return Selection(run.run_query(store, checked), layout, checked.tz)
+    result = run.run_query(store, checked)
+    if "part" in params:
+        result = _part(result, *_checked_part(params["part"]))
+    return Selection(result, layout, checked.tz)
 
 
 def dataset_ticket(name):
     """The ticket of a whole data set, as list_flights hands it out."""
     return json.dumps({"dataset": name}).encode()
+
+
+def part_tickets(raw, parts):
+    """The tickets of ``raw``'s answer cut into ``parts`` runs of instants."""
+    params = _ticket_object(raw)
+    return [json.dumps({**params, "part": [i, parts]}).encode() for i in range(parts)]
+
+
+def _checked_part(part):
+    if (not isinstance(part, list) or len(part) != 2 or not all(isinstance(x, int) and not isinstance(x, bool) for x in part)
+            or not 0 <= part[0] < part[1] <= MAX_PARTS):
+        raise QueryError(f"part {part!r} is not [i, n] with 0 <= i < n <= {MAX_PARTS}",
+                         'send "part": [0, 2] for the first half of the instants, or leave it out for all of them')
+    return part
+
+
+def _part(result, index, parts):
+    """The ``index``-th of ``parts`` runs of consecutive instants of ``result``."""
+    bounds = np.linspace(0, len(result.timestamps), parts + 1).astype(np.int64)
+    start, stop = int(bounds[index]), int(bounds[index + 1])
+    return result._replace(timestamps=result.timestamps[start:stop],
+                           columns=[column.slice(start, stop - start) for column in result.columns])
 
 
 def message(exc):

@@ -22,7 +22,13 @@ METRICS = {
     "ercot_fast_flight_call_duration_seconds": (HISTOGRAM, "time of an Arrow Flight call, by method", ("method",)),
     "ercot_fast_flight_rows": (COUNTER, "rows of the Arrow streams Flight started sending (DoGet)", ("method",)),
     "ercot_fast_flight_bytes": (COUNTER, "Arrow bytes of the streams Flight started sending (DoGet)", ("method",)),
-    "ercot_fast_reloads": (COUNTER, "reloads of the data directory (SIGHUP), by outcome: published, refused, failed", ("outcome",)),
+    "ercot_fast_reloads": (COUNTER, "reloads of the data directory (SIGHUP, --reload-interval, POST /api/admin/reload, "
+                                    "the Flight action reload), by outcome: published, refused, failed", ("outcome",)),
+    "ercot_fast_reload_requests": (COUNTER, "reloads asked for by API callers, by protocol (http, flight)", ("protocol",)),
+    "ercot_fast_data_dir_checks": (COUNTER, "looks at the data directory for added, changed or removed price files "
+                                            "(--reload-interval), by result: unchanged, changed, failed", ("result",)),
+    "ercot_fast_store_published_timestamp_seconds": (GAUGE, "when the store served now was published (Unix seconds): "
+                                                            "at startup and at each reload", ()),
     "ercot_fast_processes": (GAUGE, "processes of the service alive, by role (master, http, flight)", ("role",)),
     "ercot_fast_store_rows": (GAUGE, "instants loaded, by data set", ("dataset",)),
     "ercot_fast_store_series": (GAUGE, "series (settlement points, products) loaded, by data set", ("dataset",)),

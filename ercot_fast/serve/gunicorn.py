@@ -8,6 +8,12 @@ process swaps to it in place. SIGINT/SIGTERM stop everything; with
 gRPC health NOT_SERVING, everything else served as before) for that long, so
 load balancers stop sending requests before the ports close.
 
+With ``--reload-interval`` the master also looks at the data directory
+(local or s3://) that often, in a forked child, and reloads when a price file
+was added, changed or removed. ``POST /api/admin/reload`` and the Flight
+action ``reload`` ask the master for a reload (a SIGHUP from the worker or
+the Flight child), for callers with an API key.
+
 The Arrow Flight server runs in one more child of the master
 (``serve.supervisor``), forked before gunicorn starts (gRPC threads and fork()
 do not mix, and gunicorn forks workers at any time): it shares the store's
@@ -52,6 +58,7 @@ class GunicornLogger(Logger):
         for handler in self.error_log.handlers:
             handler.setFormatter(logs.formatter())
 
+PUBLISHED_AT = ("ercot_fast_store_published_timestamp_seconds", ())
 GRACEFUL_SECONDS = 5  # a stop waits this long for the workers' requests in hand (then the children stop)
 
 # config.WORKER_CLASSES -> gunicorn's worker class
@@ -84,6 +91,7 @@ class PriceService(BaseApplication):
     def __init__(self, settings, data_dir):
         self.settings = settings
         self.data_dir = open_data_dir(data_dir, settings.s3_endpoint)
+        self._listing = reload.listing_digest(self.data_dir)  # what the store served was loaded from
         loaded = load_store(self.data_dir)
         if loaded.total_rows == 0:
             log.error("no prices found in %s: /api/health answers 503 until data is there", data_dir)
@@ -96,6 +104,7 @@ class PriceService(BaseApplication):
             metrics_folder.mkdir()
             self.counters = Counters(metrics_folder, "master")  # reloads, written by the master itself
             self.counters.start(thread=False)
+            self.counters.set(PUBLISHED_AT, time.time())
             self.counters.write()
             self._worker_counters = Counters(metrics_folder, "http") if settings.metrics else None
             self.publisher.publish(loaded)
@@ -114,10 +123,12 @@ class PriceService(BaseApplication):
             flight_tls = (settings.tls_cert, settings.tls_key) if settings.tls else None
             self._flight_args = (follower, settings.flight_addr, settings.max_range_days, settings.stale_after, sql_limits,
                                  access_log_format, self.limit, Counters(metrics_folder, "flight") if settings.metrics else None,
-                                 flight_tls)
+                                 flight_tls, self.request_reload, settings.flight_advertise)
             self._reload = None  # the ChildCall loading a reload, while one runs
             self._reload_folder = None
             self._reload_again = False
+            self._poll = None  # the ChildCall listing the data directory, while one runs (--reload-interval)
+            self._next_poll = time.monotonic() + settings.reload_interval
             super().__init__()
         except BaseException:  # a full runtime folder, a bad setting: leave no folder behind
             self.publisher.close()
@@ -168,7 +179,14 @@ class PriceService(BaseApplication):
             request_timeout=s.request_timeout,
             counters=counters,
             draining=lambda: follower.draining,
+            request_reload=self.request_reload if follower.api_keys else None,
         )
+
+    def request_reload(self, who):
+        """From a worker or the Flight child: ask the master for a reload, as
+        SIGHUP does (reloads in a row coalesce: at most one waits)."""
+        log.info("reload requested by %s", who)
+        os.kill(self._owner, signal.SIGHUP)
 
     def load_config(self):
         options = {
@@ -223,8 +241,9 @@ class PriceService(BaseApplication):
             sys.exit(1)
         finally:
             if os.getpid() == self._owner:  # the workers unwind through here too
-                if self._reload is not None:
-                    self._reload.cancel()
+                for call in (self._reload, self._poll):
+                    if call is not None:
+                        call.cancel()
                 for child in reversed(self.children):  # health first: it never outlives what it reports on
                     child.stop()
                 self.publisher.close()
@@ -290,8 +309,42 @@ class PriceService(BaseApplication):
             self._reload_again = False
             self.reload_data()
 
+    def poll_data_dir(self):
+        """``--reload-interval``: look at the data directory's price files in a
+        child (an object store's listing takes time; the master goes on
+        minding its workers) and reload when they changed since the last load."""
+        interval = self.settings.reload_interval
+        if interval <= 0:
+            return
+        if self._poll is None:
+            if self._reload is None and time.monotonic() >= self._next_poll:
+                self._next_poll = time.monotonic() + interval
+                self._poll = ChildCall(reload.listing_digest, self.data_dir)
+            return
+        try:
+            listing = self._poll.result()
+        except ChildStartError as exc:
+            self._poll = None
+            self._count_check("failed")
+            log.error("could not look at %s for new prices (%s): trying again in %g s", self.data_dir, exc.details, interval)
+            return
+        if listing is None:
+            return  # still listing
+        self._poll = None
+        if listing == self._listing:
+            self._count_check("unchanged")
+            return
+        self._count_check("changed")
+        log.info("price files of %s were added, changed or removed: reloading", self.data_dir)
+        self.reload_data()
+
+    def _count_check(self, result):
+        self.counters.add(("ercot_fast_data_dir_checks", (("result", result),)))
+        self.counters.write()
+
     def _publish(self, outcome):
         why = "; ".join(outcome["reasons"])
+        self._listing = outcome["listing"]  # a refused load is not tried again until the files change again
         self._count_reload("published" if outcome["published"] else "refused")
         if not outcome["published"]:
             log.error("reload refused, still serving the data loaded before: %s (allow it with --allow-shrink "
@@ -306,6 +359,8 @@ class PriceService(BaseApplication):
             log.warning("reload shrinks the service, as allowed: %s", why)
         self.publisher.adopt(self._reload_folder)
         self._follower.refresh()  # workers forked from now on (a crashed one's replacement) start on it
+        self.counters.set(PUBLISHED_AT, time.time())
+        self.counters.write()
         gc.collect()
         log.info("reloaded %s in %.2f s: the workers and the Flight server swap to it in place",
                  self.data_dir, outcome["seconds"])
@@ -363,6 +418,7 @@ class _Arbiter(Arbiter):
         for child in self.app.children:
             child.keep_alive()
         self.app.finish_reload()
+        self.app.poll_data_dir()
         if self._drain_until is not None and time.monotonic() >= self._drain_until:
             log.info("drained: stopping")
             raise StopIteration

@@ -3,12 +3,18 @@ accident with less. A new load that is empty, lacks a data set or a series
 served now, or holds fewer than a share of a data set's rows is refused
 unless shrinking is allowed (``--allow-shrink``, or ``DATA_DIR/.allow-shrink``
 for one reload). ``load_and_write`` runs in a child of the master
-(``serve.supervisor.call_in_child``): the load's memory, or a crash in a
-corrupt file's decoder, never reaches the master."""
+(``serve.supervisor.ChildCall``): the load's memory, or a crash in a
+corrupt file's decoder, never reaches the master.
+
+``listing_digest`` is what ``--reload-interval`` compares: the price files'
+paths, sizes and modification times (an object's LastModified), so a file
+added, changed or removed calls for a reload; hidden files (an ingest's
+temporaries, ``.allow-shrink``) and unknown ones do not."""
+import hashlib
 import logging
 import time
 
-from ercot_fast.store import snapshot
+from ercot_fast.store import snapshot, sources
 from ercot_fast.store.load import load_store
 
 log = logging.getLogger(__name__)
@@ -48,14 +54,22 @@ def shrink_allowed_once(data_dir):
     return True
 
 
+def listing_digest(data_dir):
+    """A digest of the price files below ``data_dir`` (a ``datadir.DataDir``)
+    as a reload would find them."""
+    return hashlib.sha256(repr(sources.listing(data_dir)).encode()).hexdigest()
+
+
 def load_and_write(data_dir, current, min_fraction, allow_shrink, folder):
     """Load ``data_dir``; unless that shrinks ``current`` by accident, write it
     as a snapshot into ``folder``. Returns {"published": bool, "reasons": [...],
-    "seconds": ...}: ``reasons`` why it shrinks (refused when not published)."""
+    "seconds": ..., "listing": the listing digest taken before loading}:
+    ``reasons`` why it shrinks (refused when not published)."""
     started = time.monotonic()
+    listing = listing_digest(data_dir)
     fresh = load_store(data_dir)
     reasons = shrinkage(current, fresh, min_fraction)
     published = not reasons or allow_shrink or shrink_allowed_once(data_dir)
     if published:
         snapshot.write(fresh, folder)
-    return {"published": published, "reasons": reasons, "seconds": round(time.monotonic() - started, 2)}
+    return {"published": published, "reasons": reasons, "seconds": round(time.monotonic() - started, 2), "listing": listing}

@@ -48,10 +48,10 @@ class Served:
     ``tls``: a throwaway_tls.ThrowawayCA whose server certificate it serves
     (https://, grpc+tls://), trusted by ``context``."""
 
-    def __init__(self, args, env, tls=None):
-        self.port = free_port()
+    def __init__(self, args, env, tls=None, port=None, flight_port=None):
+        self.port = port or free_port()
         self.base = f"http{'s' if tls else ''}://127.0.0.1:{self.port}"
-        self.flight_port = free_port()
+        self.flight_port = flight_port or free_port()
         self.flight_location = f"grpc{'+tls' if tls else ''}://127.0.0.1:{self.flight_port}"
         self.context = None
         if tls:

@@ -23,7 +23,7 @@ LAYERS = [
     {"render"},
     {"api", "flight", "client"},
     {"serve"},
-    {"cli"},
+    {"cli", "entry"},
 ]
 
 

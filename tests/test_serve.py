@@ -7,6 +7,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 import pyarrow as pa
@@ -201,3 +202,21 @@ def test_a_stop_signal_while_starting_stops_it(fixture_utc_dir, after):
     assert proc.returncode == 0, log
     assert "Traceback" not in log
     assert gone(group=proc.pid)
+
+
+def test_ctrl_c_while_the_command_is_still_importing_exits_quietly():
+    """The console script's entry (ercot_fast.entry) holds the stop signals
+    before it imports the command: here SIGINT arrives as the import begins."""
+    code = (
+        "import os, signal, sys\n"
+        "import ercot_fast.entry as entry\n"
+        "class Interrupting:\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'ercot_fast.cli':\n"
+        "            os.kill(os.getpid(), signal.SIGINT)\n"
+        "sys.meta_path.insert(0, Interrupting())\n"
+        "entry.main()\n"
+        "print('the command ran')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, "serve"], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")

@@ -263,8 +263,10 @@ class Image:
         """The environment a command of ``stage`` sees: this machine's, less
         anything that would point at the checkout or set the service, with the
         stage's ENV over it."""
-        env = {k: v for k, v in os.environ.items()
-               if k not in READ | AWS | {"PYTHONPATH", "VIRTUAL_ENV", "TMPDIR", "PATH", "HOME"}}
+        env = {k: v for k, v in os.environ.items() if k not in READ | AWS | {"PYTHONPATH", "VIRTUAL_ENV", "TMPDIR", "PATH"}}
+        if stage is RUNTIME:  # no pip configuration of this machine's (its index, its wheels): only the build's wheels
+            env = {k: v for k, v in env.items() if not k.startswith("PIP_")}
+            env["PIP_CONFIG_FILE"] = os.devnull
         env["PATH"] = base_path
         for name, value in env_of(stage).items():
             env[name] = self.here(value).replace("$PATH", base_path)

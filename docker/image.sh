@@ -18,7 +18,7 @@ step=${1:-}
 
 case "$step" in
 wheels)
-    dir=$1
+    dir=${1:?usage: sh docker/image.sh wheels DIR}
     # the project from its source (setup.py compiles the kernels) and every dependency, as wheels;
     # meinheld is not among them: it pins greenlet<0.5, which no longer builds (see `meinheld`)
     python -m pip wheel --quiet --wheel-dir "$dir" "$here/.."
@@ -35,7 +35,7 @@ meinheld)
     # meinheld 1.0.2 from its source, with its Server header naming this service
     # ("Server: ercot-fast"), not meinheld and its version; installed with --no-deps
     # beside the current greenlet the project depends on
-    dir=$1
+    dir=${1:?usage: sh docker/image.sh meinheld DIR}
     scratch=$(mktemp -d)
     trap 'rm -rf "$scratch"' EXIT
     python -m pip download --quiet --no-deps --no-binary :all: --dest "$scratch" "meinheld==1.0.2"
@@ -46,7 +46,7 @@ meinheld)
     python -m pip wheel --quiet --no-deps --wheel-dir "$dir" "$scratch/meinheld-1.0.2"
     ;;
 install)
-    dir=$1 venv=$2
+    dir=${1:?usage: sh docker/image.sh install DIR VENV} venv=${2:?usage: sh docker/image.sh install DIR VENV}
     python -m venv "$venv"
     # --no-index --only-binary: what the build stage made, nothing fetched, nothing compiled
     "$venv/bin/python" -m pip install --quiet --no-index --only-binary :all: --find-links "$dir" ercot-fast
@@ -55,7 +55,7 @@ install)
     (cd / && ERCOT_FAST_REQUIRE_EXT=1 "$venv/bin/python" -c "import meinheld.server, grpc_health.v1.health, ercot_fast.kernels")
     ;;
 demo-data)
-    dir=$1
+    dir=${1:?usage: sh docker/image.sh demo-data DIR}
     ercot-fast demo-data "$dir"
     chmod -R a-w "$dir"
     ;;

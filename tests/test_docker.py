@@ -145,6 +145,12 @@ def test_every_command_is_a_step_of_image_sh():
     assert "sh docker/image.sh meinheld" in (DOCKER / "install.sh").read_text()
 
 
+def test_image_sh_says_how_to_call_it():
+    for args, usage in (([], "usage: sh docker/image.sh wheels DIR | meinheld DIR |"), (["install", "/wheels"], "usage: sh docker/image.sh install DIR VENV")):
+        done = subprocess.run(["sh", str(SCRIPT), *args], capture_output=True, text=True, timeout=30)
+        assert done.returncode == 2 and usage in done.stderr, done.stderr
+
+
 def test_cmd_is_a_valid_cli_call():
     args = build_parser().parse_args(json.loads(values(RUNTIME, "CMD")[0]))
     assert args.command == "serve"

@@ -110,7 +110,7 @@ def test_systemd_analyze_verify_finds_nothing(tmp_path):
 
 
 def test_systemd_analyze_security_rates_it_ok():
-    """An exposure of at most 2.0 of 10 ("OK"; 1.7 when written)."""
+    """An exposure of at most 2.0 of 10 ("OK"; 1.5 when written)."""
     done = subprocess.run([systemd_analyze(), "security", "--offline=yes", "--threshold=20", str(UNIT_FILE)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr

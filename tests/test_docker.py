@@ -16,6 +16,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pyarrow.flight as flight
 import pytest
 import yaml
 from dockerfile_parse import DockerfileParser
@@ -380,6 +381,10 @@ def test_the_image_serves_reports_healthy_and_stops_on_sigterm(image):
         assert headers["Server"] == "ercot-fast"  # meinheld, built by image.sh with our header
         status, _, body = fetch(base + "/api/prices?start_date=2024-07-15&end_date=2024-07-15&hubs=HB_NORTH&price_type=day_ahead")
         assert status == 200, body
+        with flight.connect(f"grpc://127.0.0.1:{flight_port}") as client:
+            client.wait_for_available(timeout=30)
+            [result] = client.do_action(flight.Action("describe", b""))
+            assert json.loads(result.body.to_pybytes())["pid"] != proc.pid  # the Flight child answers
         healthy = subprocess.run(check, cwd=image.workdir, env=env, capture_output=True, text=True, timeout=30)
         assert healthy.returncode == 0, healthy.stderr
         # exec, not a shell waiting on it: the entrypoint's process is ercot-fast (PID 1 in the image)

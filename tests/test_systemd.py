@@ -80,6 +80,8 @@ def test_settings_are_the_service_s_and_the_runtime_folder_is_systemd_s():
     # ProtectSystem=strict: the only folder it may write is its RuntimeDirectory
     assert env["RUNTIME_DIR"] == "%t/" + value("RuntimeDirectory")
     assert value("EnvironmentFile").startswith("-/etc/")  # optional: the defaults serve without it
+    # writable (PrivateTmp), as the image's WORKDIR is
+    assert value("WorkingDirectory") == "/tmp" == re.findall(r"^WORKDIR (\S+)$", (ROOT / "docker" / "Dockerfile").read_text(), re.M)[-1]
     for name in ("JSON_ADDR", "FLIGHT_ADDR"):
         default = config._SERVE_SETTINGS[name.lower()][1]
         assert config.split_addr(env[name])[1] == config.split_addr(default)[1] > 1024  # no capability needed

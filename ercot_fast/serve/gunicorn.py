@@ -20,7 +20,9 @@ do not mix, and gunicorn forks workers at any time): it shares the store's
 pages too, follows reloads like the workers, is restarted after a crash, and
 stops with the master. With ``--health-addr`` the gRPC health service
 (``serve.grpc_health``) runs in another such child; the master publishes
-whether the Flight child serves, for it to report.
+whether the Flight child serves, for it to report. With ``--fetch`` the
+fetcher (``serve.fetcher``) is one more, which signals SIGHUP after a fetch
+that changed files.
 """
 import gc
 import logging
@@ -42,7 +44,7 @@ from ercot_fast.datadir import open_data_dir
 from ercot_fast.errors import ChildStartError
 from ercot_fast.metrics.counters import Counters
 from ercot_fast.flight import server as flight_server
-from ercot_fast.serve import grpc_health, reload, tls
+from ercot_fast.serve import fetcher, grpc_health, reload, tls
 from ercot_fast.serve.supervisor import ChildCall, Supervisor
 from ercot_fast.store.load import load_store, return_freed_memory
 from ercot_fast.store.shared import DRAINING, FLIGHT_SERVING, Publisher
@@ -114,6 +116,11 @@ class PriceService(BaseApplication):
             self.flight = Supervisor("Arrow Flight server", flight_server.serve, title="ercot-flight",
                                      on_change=lambda running: self.set_status(**{FLIGHT_SERVING: running}))
             self.children = [self.flight]
+            self.fetcher = None
+            if settings.fetch is not None:
+                self.fetcher = Supervisor("ERCOT fetcher", fetcher.serve, title="ercot-fetch")
+                self.children.append(self.fetcher)
+                self._fetch_args = (data_dir, settings.fetch, Counters(metrics_folder, "fetch") if settings.metrics else None)
             self.grpc_health = None
             if settings.health_addr:
                 self.grpc_health = Supervisor("gRPC health service", grpc_health.serve, title="ercot-health")
@@ -235,6 +242,11 @@ class PriceService(BaseApplication):
                         f"error: the gRPC health service cannot serve on {self.settings.health_addr}: {exc.details} "
                         "(is the port in use? choose another with --health-addr or HEALTH_ADDR)"
                     )
+            if self.fetcher is not None:
+                try:
+                    self.fetcher.start(*self._fetch_args)
+                except ChildStartError as exc:
+                    raise SystemExit(f"error: the fetcher cannot start: {exc.details}")
             _Arbiter(self).run()
         except RuntimeError as exc:  # as BaseApplication.run reports it
             print(f"\nError: {exc}\n", file=sys.stderr)

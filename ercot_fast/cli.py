@@ -217,7 +217,8 @@ def _add_ingest(commands):
         "again with the same files changes nothing, new days are added and re-published days\n"
         "replace the stored values (logged). Inputs of one run that disagree: the file modified\n"
         "last wins. Rejected rows are reported with file and line, never fatal.\n"
-        "Keep a service current: re-run ingest, then `kill -HUP <pid of ercot-fast serve>`;\n"
+        "Keep a service current: `ercot-fast serve --fetch` (see `ercot-fast fetch --help`), or\n"
+        "re-run ingest, then `kill -HUP <pid of ercot-fast serve>`;\n"
         "the service reloads DATA_DIR in place, dropping no request (a reload that would serve\n"
         "less data is refused: see `ercot-fast serve --help`, --allow-shrink).",
     )

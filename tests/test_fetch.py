@@ -290,9 +290,30 @@ def test_cli_fetch_once_prints_the_summary(tmp_path, standin, da_docs):
     assert result.returncode == 0, result.stderr
     assert "fetch: listed np4-190-cd 1; 1 new, 1 fetched" in result.stdout
     assert "values 360 added" in result.stdout  # 24 hours of 15 settlement points
-    standin.drops[standin.publish("np4-190-cd", *da_docs["11/03/2020"], central(2020, 11, 2, 12, 30))] = 99
+    del standin.blobs[standin.publish("np4-190-cd", *da_docs["11/03/2020"], central(2020, 11, 2, 12, 30))]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 1 and "FAILED, the next run tries again" in result.stdout
+    assert result.returncode == 1 and "FAILED, the next run tries again" in result.stdout and "HTTP 404" in result.stdout
+
+
+def test_cli_fetch_watch_fetches_again_until_stopped(tmp_path, standin, da_docs):
+    data = tmp_path / "data"
+    standin.publish("np4-190-cd", *da_docs["11/02/2020"], day_before("11/02/2020"))
+    proc = subprocess.Popen([ERCOT_FAST, "fetch", "--watch", "--interval", "0.2", "--data-dir", str(data),
+                             "--mis-url", standin.url, "--reports", "np4-190-cd"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        records = lambda: manifest.Manifest.load(data).documents if (data / ".fetch" / "manifest.json").exists() else {}
+        wait_until(lambda: len(records()) == 1, "the first run did not fetch", 60)
+        standin.publish("np4-190-cd", *da_docs["11/03/2020"], day_before("11/03/2020"))
+        wait_until(lambda: len(records()) == 2, "a later run did not fetch the new document", 60)
+        proc.terminate()
+        log, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0 and "fetch stopped" in log and "Traceback" not in log
+    assert stored(data, "day_ahead") == da_oracle([da_docs["11/02/2020"], da_docs["11/03/2020"]])
 
 
 @pytest.mark.parametrize("flags, message", [

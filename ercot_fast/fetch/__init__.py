@@ -61,7 +61,7 @@ class Summary:
     def text(self):
         listed = ", ".join(f"{report} {count}" for report, count in self.listed.items()) or "nothing"
         lines = [
-            f"fetch: listed {listed}; {self.new} new, {self.fetched} fetched ({self.bytes / 1e6:.2f} MB), "
+            f"fetch: listed {listed}; {self.new} new, {self.fetched} fetched ({self.bytes:,} bytes), "
             f"{len(self.corrupt)} corrupt, {len(self.failed)} failed; values {self.added} added, "
             f"{self.changed} changed; {self.files_written} files written; {self.seconds:.1f} s"
             + (" (stopped early)" if self.stopped else "")
@@ -114,6 +114,7 @@ class _Run:
         self.should_stop = should_stop
         self.archive = None
         self.summary = Summary()
+        self.failed_reports = set()  # reports with a document that failed to download this run
         self.since = None
         if settings.since:
             self.since = datetime.datetime.combine(datetime.date.fromisoformat(settings.since), datetime.time(),
@@ -145,7 +146,8 @@ class _Run:
             if not self._batch(new[first:first + BATCH_DOCUMENTS]):
                 self.summary.stopped = True
                 return
-        self.state.listed_to.update(listed_to)  # only once every document listed is recorded or failed
+        # the archive's listing moves on for a report only once every document it listed is recorded
+        self.state.listed_to.update((r, end) for r, end in listed_to.items() if r not in self.failed_reports)
         self.state.save()
 
     def _archive_start(self, report):
@@ -169,6 +171,7 @@ class _Run:
                                                            folder / document.file_name)
             except FetchError as exc:
                 self.summary.failed.append(f"{exc.message}; {exc.details}")
+                self.failed_reports.add(document.report)
         for report in self.settings.reports:
             wanted = [d for d in documents if d.source == "api" and d.report == report]
             if wanted and self.should_stop():
@@ -178,9 +181,13 @@ class _Run:
                     downloaded.update(self.archive.download(report, wanted, folder))
                 except FetchError as exc:
                     self.summary.failed.append(f"{exc.message}; {exc.details}")
+                    self.failed_reports.add(report)
                     continue
+                missing = [d for d in wanted if d.doc_id not in downloaded]
                 self.summary.failed += [f"{d.name} (doc {d.doc_id}): not in the Public API's download; the next run "
-                                        "tries again" for d in wanted if d.doc_id not in downloaded]
+                                        "tries again" for d in missing]
+                if missing:
+                    self.failed_reports.add(report)
         ready = []
         for document in documents:
             if document.doc_id not in downloaded:
@@ -198,14 +205,16 @@ class _Run:
             ready.append((document, path, size, sha256))
         if ready:
             try:
-                report = ingest([path for _, path, _, _ in ready], self.data_dir,
-                                settlement_points=self.settings.settlement_points, progress=False)
-            except IngestError as exc:  # another ingest holds the data directory
-                self.summary.failed.append(f"ingest: {exc}")
-                self.state.save()
-                return True
-            except OSError as exc:  # a full disk: every file of the store is still its old or new self
-                self.summary.failed.append(f"ingest: cannot write {exc.filename or self.data_dir} ({exc.strerror or exc})")
+                # NOTE: the folder, not the files: the ingest's log line names its inputs
+                report = ingest([folder], self.data_dir, settlement_points=self.settings.settlement_points,
+                                progress=False)
+            except (IngestError, OSError) as exc:
+                # another ingest holds the data directory, or a full disk (every file of the store
+                # is still its old or new self): the next run fetches these documents again
+                why = str(exc) if isinstance(exc, IngestError) else \
+                    f"cannot write {exc.filename or self.data_dir} ({exc.strerror or exc})"
+                self.summary.failed.append(f"ingest: {why}")
+                self.failed_reports.update(document.report for document, _, _, _ in ready)
                 self.state.save()
                 return True
             self.summary._add_ingest(report)

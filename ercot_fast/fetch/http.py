@@ -26,7 +26,9 @@ log = logging.getLogger(__name__)
 
 TIMEOUT = (10, 60)  # seconds to connect, and between two bytes of an answer
 RETRIES = 6  # per request, for connection errors, 429 and 5xx
-BACKOFF_SECONDS = 2.0  # the first retry's wait, doubled each time (plus up to as much again of jitter)
+# urllib3's backoff_factor: retries at once, then after 4, 8, 16, 32, 60 s, each plus up to this much
+# jitter; also the first wait of a download cut off (2-4 s, then 4-8 s)
+BACKOFF_SECONDS = 2.0
 BACKOFF_MAX_SECONDS = 60.0
 DOWNLOAD_ATTEMPTS = 3  # a body cut off mid-way: tried again this many times in all
 _BLOCK = 1 << 16

@@ -79,6 +79,7 @@ class StandIn:
         self.blobs = {}  # doc id -> bytes
         self.throttle = 0  # the next this many Public API requests answer 429
         self.drops = collections.Counter()  # doc id -> downloads to cut off mid-body
+        self.bulk_broken = False  # the Public API's download answers 503
         self.requests = collections.Counter()  # (kind, detail) -> count
         self.tokens = set()
         self._next_id = 900_000_000
@@ -205,6 +206,8 @@ def _handler(standin):
             if url.path.startswith(API_PREFIX + "/archive/") and url.path.endswith("/download"):
                 if not self._api_allowed():
                     return
+                if standin.bulk_broken:
+                    return self._send(503, {"error": "service unavailable"})
                 ids = [str(i) for i in json.loads(body)["docIds"]]
                 if len(ids) > 1000:
                     return self._send(400, {"error": "at most 1000 docIds"})

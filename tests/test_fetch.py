@@ -19,6 +19,7 @@ from ercot_fast import config, fetch
 from ercot_fast.cli import build_parser
 from ercot_fast.fetch import manifest
 from ercot_fast.fetch.reports import REPORTS
+from ercot_fast.ingest import layout
 from ercot_standin import StandIn, central, day_documents, interval_documents, zip_of
 from reference_layout import RT_CSV, SHARED_DATA, read_da_csv, read_rt_csv
 from serving import ERCOT_FAST, Served, fetch as http_get, wait_until
@@ -253,6 +254,19 @@ def test_a_429_that_does_not_end_fails_the_run_and_the_next_one_recovers(tmp_pat
     assert stored(data, "day_ahead") == da_oracle([da_docs[d] for d in DAYS])
 
 
+def test_a_failed_archive_download_keeps_the_listing_where_it_was(tmp_path, standin, da_docs):
+    data = tmp_path / "data"
+    backfill(standin, da_docs)
+    standin.bulk_broken = True
+    summary = run(data, standin, standin.credentials(), since="2024-01-01")
+    assert any("HTTP 503" in f for f in summary.failed) and summary.fetched == 0
+    assert manifest.Manifest.load(data).listed_to == {}
+    standin.bulk_broken = False
+    summary = run(data, standin, standin.credentials(), since="2024-01-01")
+    assert summary.ok and summary.fetched == 4
+    assert stored(data, "day_ahead") == da_oracle([da_docs[d] for d in DAYS])
+
+
 def test_credentials_are_checked_and_never_shown(tmp_path, standin, da_docs):
     backfill(standin, da_docs)
     wrong = {**standin.credentials(), "ERCOT_PASSWORD": "not-the-password-5678"}
@@ -264,6 +278,29 @@ def test_credentials_are_checked_and_never_shown(tmp_path, standin, da_docs):
     assert "ERCOT_USERNAME, ERCOT_PASSWORD not set" in caught.value.message
     assert "a-key-of-mine-9" not in caught.value.message + caught.value.details
     assert "***" in repr(fetch.archive.Credentials("k", "u", "p"))
+
+
+def test_an_ingest_holding_the_data_directory_fails_the_run_not_the_documents(tmp_path, standin, da_docs):
+    data = tmp_path / "data"
+    standin.publish("np4-190-cd", *da_docs["11/02/2020"], day_before("11/02/2020"))
+    with layout.locked(data):  # `ercot-fast ingest` runs on it
+        summary = run(data, standin)
+    assert not summary.ok and "another ingest" in summary.failed[0] and summary.fetched == 0
+    assert manifest.Manifest.load(data).documents == {}
+    summary = run(data, standin)
+    assert summary.ok and summary.fetched == 1
+
+
+def test_a_stop_between_documents_ends_the_run_recording_nothing_of_its_batch(tmp_path, standin, da_docs):
+    data = tmp_path / "data"
+    for day in DAYS:
+        standin.publish("np4-190-cd", *da_docs[day], day_before(day))
+    asked = []
+    summary = fetch.run(data, settings(standin), environ={}, should_stop=lambda: asked.append(1) or len(asked) > 2, **QUICK)
+    assert summary.stopped and summary.fetched == 0 and "(stopped early)" in summary.text()
+    assert manifest.Manifest.load(data).documents == {} and stored(data, "day_ahead") == {}
+    summary = run(data, standin)
+    assert summary.fetched == 4 and stored(data, "day_ahead") == da_oracle([da_docs[d] for d in DAYS])
 
 
 def test_one_fetch_at_a_time(tmp_path, standin):
@@ -302,7 +339,9 @@ def test_cli_fetch_watch_fetches_again_until_stopped(tmp_path, standin, da_docs)
                              "--mis-url", standin.url, "--reports", "np4-190-cd"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        records = lambda: manifest.Manifest.load(data).documents if (data / ".fetch" / "manifest.json").exists() else {}
+        def records():
+            return manifest.Manifest.load(data).documents if (data / ".fetch" / "manifest.json").exists() else {}
+
         wait_until(lambda: len(records()) == 1, "the first run did not fetch", 60)
         standin.publish("np4-190-cd", *da_docs["11/03/2020"], day_before("11/03/2020"))
         wait_until(lambda: len(records()) == 2, "a later run did not fetch the new document", 60)

@@ -72,7 +72,8 @@ class Summary:
         lines += [f"  FAILED, the next run tries again: {item}" for item in self.failed]
         return "\n".join(lines) + "\n"
 
-    def _add_ingest(self, report):
+    def add_ingest(self, report):
+        """Count what an ingest (its validation Report) did."""
         for name, dataset in report.datasets.items():
             self.added += dataset.added
             self.changed += dataset.values_changed
@@ -90,15 +91,15 @@ def run(data_dir, settings, environ=os.environ, should_stop=lambda: False,
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     with manifest.locked(data_dir):
         state = manifest.Manifest.load(data_dir)
-        http = fetch_http.session(backoff)
-        fetcher = _Run(data_dir, settings, state, http, should_stop)
-        if credentials and settings.since:
-            fetcher.archive = archive.Archive(http, settings.api_url, settings.token_url, credentials, requests_per_minute)
-        elif settings.since:
-            log.info("no Public API credentials (%s, %s, %s): fetching only what the MIS lists, published since %s",
-                     archive.ENV_KEY, archive.ENV_USERNAME, archive.ENV_PASSWORD, settings.since)
-        fetcher.run()
-        http.close()
+        with fetch_http.session(backoff) as http:
+            fetcher = _Run(data_dir, settings, state, http, should_stop)
+            if credentials and settings.since:
+                fetcher.archive = archive.Archive(http, settings.api_url, settings.token_url, credentials,
+                                                  requests_per_minute)
+            elif settings.since:
+                log.info("no Public API credentials (%s, %s, %s): fetching only what the MIS lists, published since %s",
+                         archive.ENV_KEY, archive.ENV_USERNAME, archive.ENV_PASSWORD, settings.since)
+            fetcher.run()
     summary = fetcher.summary
     summary.seconds = round(time.monotonic() - started, 3)
     (log.info if summary.ok else log.warning)("%s", summary.text().rstrip())
@@ -106,6 +107,8 @@ def run(data_dir, settings, environ=os.environ, should_stop=lambda: False,
 
 
 class _Run:
+    """One run's listings, batches and counts."""
+
     def __init__(self, data_dir, settings, state, http, should_stop):
         self.data_dir = data_dir
         self.settings = settings
@@ -118,7 +121,7 @@ class _Run:
         self.since = None
         if settings.since:
             self.since = datetime.datetime.combine(datetime.date.fromisoformat(settings.since), datetime.time(),
-                                                   tzinfo=archive.CENTRAL)
+                                                   tzinfo=timeutil.CENTRAL)
 
     def run(self):
         new, listed_to = [], {}
@@ -153,7 +156,7 @@ class _Run:
     def _archive_start(self, report):
         """From --since (not before the archive's first day), or a day before
         where the last run's listing ended."""
-        start = max(self.since, datetime.datetime.combine(archive.FIRST_DAY, datetime.time(), tzinfo=archive.CENTRAL))
+        start = max(self.since, datetime.datetime.combine(archive.FIRST_DAY, datetime.time(), tzinfo=timeutil.CENTRAL))
         if report in self.state.listed_to:
             start = max(start, datetime.datetime.fromisoformat(self.state.listed_to[report]) - datetime.timedelta(days=1))
         return start
@@ -217,7 +220,7 @@ class _Run:
                 self.failed_reports.update(document.report for document, _, _, _ in ready)
                 self.state.save()
                 return True
-            self.summary._add_ingest(report)
+            self.summary.add_ingest(report)
             for document, _, size, sha256 in ready:
                 self.state.record(document, size, sha256, manifest.INGESTED)
                 self.summary.fetched += 1

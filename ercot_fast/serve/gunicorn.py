@@ -223,9 +223,10 @@ class PriceService(BaseApplication):
         return LiveApp(self._follower, self._build_app)
 
     def run(self):
-        """Start the Flight child (and the gRPC health child), then gunicorn;
-        whatever ends gunicorn (SIGTERM, Ctrl-C, a fatal error) also stops the
-        children and removes the shared store's files."""
+        """Start the Flight child (and the gRPC health child), then gunicorn,
+        whose arbiter starts the fetch child (``start_fetcher``); whatever ends
+        gunicorn (SIGTERM, Ctrl-C, a fatal error) also stops the children and
+        removes the shared store's files."""
         try:
             try:
                 self.flight.start(*self._flight_args)
@@ -242,11 +243,6 @@ class PriceService(BaseApplication):
                         f"error: the gRPC health service cannot serve on {self.settings.health_addr}: {exc.details} "
                         "(is the port in use? choose another with --health-addr or HEALTH_ADDR)"
                     )
-            if self.fetcher is not None:
-                try:
-                    self.fetcher.start(*self._fetch_args)
-                except ChildStartError as exc:
-                    raise SystemExit(f"error: the fetcher cannot start: {exc.details}")
             _Arbiter(self).run()
         except RuntimeError as exc:  # as BaseApplication.run reports it
             print(f"\nError: {exc}\n", file=sys.stderr)
@@ -259,6 +255,17 @@ class PriceService(BaseApplication):
                 for child in reversed(self.children):  # health first: it never outlives what it reports on
                     child.stop()
                 self.publisher.close()
+
+    def start_fetcher(self):
+        """Start the fetch child (``--fetch``), from the arbiter once its signal
+        handlers are in place: the child's SIGHUP after its first fetch must
+        find gunicorn's handler, not SIGHUP's default, which ends a process."""
+        if self.fetcher is None:
+            return
+        try:
+            self.fetcher.start(*self._fetch_args)
+        except ChildStartError as exc:
+            raise SystemExit(f"error: the fetcher cannot start: {exc.details}")
 
     def set_status(self, **changes):
         """Publish the master's status (``store.shared``: draining, Flight
@@ -393,6 +400,10 @@ class _Arbiter(Arbiter):
     ``--drain-seconds`` drains first (a second SIGTERM, or SIGINT, stops at once)."""
 
     _drain_until = None  # monotonic time the drain ends, while draining
+
+    def start(self):
+        super().start()
+        self.app.start_fetcher()
 
     def handle_hup(self):
         # NOTE: not gunicorn's reload, which replaces the workers and closes

@@ -410,7 +410,7 @@ def check_fetch_data_dir(data_dir, what):
     """The fetcher writes a local folder: say so for none, or for object storage."""
     if not data_dir:
         raise SystemExit(f"error: {what} --data-dir (or DATA_DIR): the folder it keeps current")
-    if str(data_dir).startswith("s3://"):
+    if "://" in str(data_dir):  # its manifest, lock and downloads are files of a folder
         raise SystemExit(f"error: {what} a local --data-dir, not {data_dir}: fetch into a folder, then sync it")
 
 

@@ -18,6 +18,7 @@ import pytest
 from ercot_fast import config, fetch
 from ercot_fast.cli import build_parser
 from ercot_fast.fetch import manifest
+from ercot_fast.datadir import open_data_dir
 from ercot_fast.fetch.reports import REPORTS
 from ercot_fast.ingest import layout
 from ercot_standin import StandIn, central, day_documents, interval_documents, zip_of
@@ -283,7 +284,7 @@ def test_credentials_are_checked_and_never_shown(tmp_path, standin, da_docs):
 def test_an_ingest_holding_the_data_directory_fails_the_run_not_the_documents(tmp_path, standin, da_docs):
     data = tmp_path / "data"
     standin.publish("np4-190-cd", *da_docs["11/02/2020"], day_before("11/02/2020"))
-    with layout.locked(data):  # `ercot-fast ingest` runs on it
+    with layout.locked(open_data_dir(data)):  # `ercot-fast ingest` runs on it
         summary = run(data, standin)
     assert not summary.ok and "another ingest" in summary.failed[0] and summary.fetched == 0
     assert manifest.Manifest.load(data).documents == {}

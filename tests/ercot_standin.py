@@ -15,6 +15,7 @@ import io
 import json
 import secrets
 import threading
+import time
 import urllib.parse
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +25,7 @@ from reference_layout import CENTRAL
 REPORT_TYPE_IDS = {"np4-190-cd": 12331, "np6-905-cd": 12301, "np4-188-cd": 12329}
 API_PREFIX = "/api/public-reports"
 TOKEN_PATH = "/b2c/token"
+STALL_SECONDS = 1.5
 
 
 def zip_of(members):
@@ -80,6 +82,7 @@ class StandIn:
         self.throttle = 0  # the next this many Public API requests answer 429
         self.drops = collections.Counter()  # doc id -> downloads to cut off mid-body
         self.bulk_broken = False  # the Public API's download answers 503
+        self.stalls = collections.Counter()  # doc id -> downloads that wait STALL_SECONDS before answering
         self.requests = collections.Counter()  # (kind, detail) -> count
         self.tokens = set()
         self._next_id = 900_000_000
@@ -245,6 +248,11 @@ def _handler(standin):
 
         def _download(self, doc_id):
             standin.requests["download", doc_id] += 1
+            with standin._lock:
+                stall = standin.stalls[doc_id] > 0
+                standin.stalls[doc_id] -= stall
+            if stall:
+                time.sleep(STALL_SECONDS)
             blob = standin.blobs.get(doc_id)
             if blob is None:
                 return self._send(404, {"error": "no such document"})

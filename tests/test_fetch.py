@@ -21,7 +21,7 @@ from ercot_fast.fetch import manifest
 from ercot_fast.datadir import open_data_dir
 from ercot_fast.fetch.reports import REPORTS
 from ercot_fast.ingest import layout
-from ercot_standin import StandIn, central, day_documents, interval_documents, zip_of
+from ercot_standin import STALL_SECONDS, StandIn, central, day_documents, interval_documents, zip_of
 from reference_layout import RT_CSV, SHARED_DATA, read_da_csv, read_rt_csv
 from serving import ERCOT_FAST, Served, fetch as http_get, wait_until
 from test_ingest import as_ms, stored
@@ -173,6 +173,16 @@ def test_connection_dropped_mid_download_is_fetched_again(tmp_path, standin, da_
     assert summary.ok and summary.fetched == 1 and standin.downloads()[doc_id] == 2
     assert "the connection ended" in caplog.text
     assert stored(data, "day_ahead") == da_oracle([(name, blob)])
+
+
+def test_a_download_that_stalls_times_out_and_is_asked_again(tmp_path, standin, da_docs, monkeypatch):
+    monkeypatch.setattr(fetch.http, "TIMEOUT", (5, STALL_SECONDS / 3))
+    name, blob = da_docs["11/02/2020"]
+    doc_id = standin.publish("np4-190-cd", name, blob, day_before("11/02/2020"))
+    standin.stalls[doc_id] = 2
+    summary = run(tmp_path / "data", standin)
+    assert summary.ok and summary.fetched == 1 and standin.downloads()[doc_id] == 3
+    assert stored(tmp_path / "data", "day_ahead") == da_oracle([(name, blob)])
 
 
 def test_a_partial_download_is_never_ingested_and_the_next_run_fetches_it(tmp_path, standin, da_docs):

@@ -2,11 +2,12 @@
 against a stand-in for ERCOT's servers (tests/ercot_standin.py) serving
 ZIPs built from the real CSVs. The oracle is reference_layout's csv-module
 reading of the same CSVs."""
+import dataclasses
 import datetime as dt
 import hashlib
+import io
 import json
 import logging
-import io
 import os
 import subprocess
 import tempfile
@@ -27,7 +28,6 @@ from serving import ERCOT_FAST, Served, fetch as http_get, wait_until
 from test_ingest import as_ms, stored
 
 DA_2020 = SHARED_DATA / "np4_190_cd" / "dam_spp_hub_lz_2020.csv"
-SCRATCH = Path(tempfile.mkdtemp(prefix="fetch-oracle-"))
 DAYS = ["10/31/2020", "11/01/2020", "11/02/2020", "11/03/2020"]
 QUICK = {"backoff": 0.01, "requests_per_minute": 60_000}  # the tests' back-off and pace: ERCOT's are seconds
 
@@ -47,22 +47,18 @@ def da_docs(real_data):
 def settings(standin, **changes):
     base = config.FetchConfig(reports=("np4-190-cd",), mis_url=standin.url, api_url=standin.api_url,
                               token_url=standin.token_url)
-    return config.FetchConfig(**{**config.dataclasses.asdict(base), **changes})
+    return dataclasses.replace(base, **changes)
 
 
-def da_oracle(docs):
-    """{(utc ms, point): price} of day-ahead documents' CSVs, later documents winning."""
+def oracle(docs, read=read_da_csv):
+    """{(utc ms, point): price} of documents' CSVs read by reference_layout, later documents winning."""
     values = {}
-    for _, blob in docs:
-        values.update(as_ms(read_da_csv(_scratch(blob))))
+    with tempfile.TemporaryDirectory(prefix="fetch-oracle-") as folder:
+        for _, blob in docs:
+            path = Path(folder) / "document.zip"
+            path.write_bytes(blob)
+            values.update(as_ms(read(path)))
     return values
-
-
-def _scratch(blob):
-    """A document's bytes as a file, for the oracle's reader."""
-    path = SCRATCH / (hashlib.sha256(blob).hexdigest() + ".zip")
-    path.write_bytes(blob)
-    return path
 
 
 def day_before(day, hour=12, minute=30):
@@ -88,7 +84,7 @@ def test_first_sync_then_only_new_documents(tmp_path, standin, da_docs):
     assert summary.ok and summary.listed == {"np4-190-cd": 3}  # the XML twins are not listed
     assert (summary.new, summary.fetched, summary.corrupt) == (3, 3, [])
     assert summary.bytes == sum(len(blob) for _, blob in first) and summary.files_written == 2  # October, November
-    assert stored(data, "day_ahead") == da_oracle(first)
+    assert stored(data, "day_ahead") == oracle(first)
     records = json.loads((data / ".fetch" / "manifest.json").read_text())["documents"]
     for doc_id, (name, blob) in zip(ids, first):
         record = records[f"np4-190-cd/{doc_id}"]
@@ -101,7 +97,7 @@ def test_first_sync_then_only_new_documents(tmp_path, standin, da_docs):
     summary = run(data, standin)
     assert (summary.listed, summary.new, summary.fetched, summary.files_written) == ({"np4-190-cd": 4}, 1, 1, 1)
     assert standin.downloads() == {**{i: 1 for i in ids}, new_id: 1}  # each document downloaded once
-    assert stored(data, "day_ahead") == da_oracle(first + [(name, blob)])
+    assert stored(data, "day_ahead") == oracle(first + [(name, blob)])
 
     summary = run(data, standin)
     assert (summary.new, summary.fetched, summary.added, summary.files_written) == (0, 0, 0, 0)
@@ -133,7 +129,7 @@ def test_republished_day_replaces_the_values_in_a_later_run(tmp_path, standin, d
     summary = run(data, standin)
     assert (summary.fetched, summary.changed, summary.corrections) == (1, 2, ["day_ahead 2020-11-01 (2)"])
     after = stored(data, "day_ahead")
-    assert after == da_oracle([("retry", retry)]) and set(after) == set(before)
+    assert after == oracle([("retry", retry)]) and set(after) == set(before)
     assert sum(before[k] != after[k] for k in before) == 2
 
 
@@ -145,7 +141,7 @@ def test_republished_day_wins_when_both_are_new_in_one_run(tmp_path, standin, da
     standin.publish("np4-190-cd", name.replace(".csv.zip", "_retry.csv.zip"), retry, central(2020, 10, 31, 14, 5))
     standin.publish("np4-190-cd", name, blob, central(2020, 10, 31, 12, 30))
     summary = run(data, standin)
-    assert summary.fetched == 2 and stored(data, "day_ahead") == da_oracle([("retry", retry)])
+    assert summary.fetched == 2 and stored(data, "day_ahead") == oracle([("retry", retry)])
 
 
 def test_real_time_interval_documents(tmp_path, standin, real_data):
@@ -156,9 +152,7 @@ def test_real_time_interval_documents(tmp_path, standin, real_data):
         standin.publish("np6-905-cd", name, blob, central(2021, 2, 17, 0, 20) + dt.timedelta(minutes=15 * i))
     summary = run(data, standin, reports=("np6-905-cd",))
     assert summary.ok and summary.fetched == 96
-    expected = {}
-    for _, blob in docs:
-        expected.update(as_ms(read_rt_csv(_scratch(blob))))  # the LZ rows kept, LZEW passed over
+    expected = oracle(docs, read_rt_csv)  # the LZ rows kept, LZEW passed over
     assert stored(data, "real_time_15min") == expected
     assert max(v for (t, p), v in expected.items() if p == "HB_NORTH") == 9315.45
 
@@ -172,7 +166,7 @@ def test_connection_dropped_mid_download_is_fetched_again(tmp_path, standin, da_
         summary = run(data, standin)
     assert summary.ok and summary.fetched == 1 and standin.downloads()[doc_id] == 2
     assert "the connection ended" in caplog.text
-    assert stored(data, "day_ahead") == da_oracle([(name, blob)])
+    assert stored(data, "day_ahead") == oracle([(name, blob)])
 
 
 def test_a_download_that_stalls_times_out_and_is_asked_again(tmp_path, standin, da_docs, monkeypatch):
@@ -182,7 +176,7 @@ def test_a_download_that_stalls_times_out_and_is_asked_again(tmp_path, standin, 
     standin.stalls[doc_id] = 2
     summary = run(tmp_path / "data", standin)
     assert summary.ok and summary.fetched == 1 and standin.downloads()[doc_id] == 3
-    assert stored(tmp_path / "data", "day_ahead") == da_oracle([(name, blob)])
+    assert stored(tmp_path / "data", "day_ahead") == oracle([(name, blob)])
 
 
 def test_a_partial_download_is_never_ingested_and_the_next_run_fetches_it(tmp_path, standin, da_docs):
@@ -195,13 +189,13 @@ def test_a_partial_download_is_never_ingested_and_the_next_run_fetches_it(tmp_pa
     assert not summary.ok and summary.fetched == 1 and len(summary.failed) == 1
     assert cut_name in summary.failed[0] and "attempts" in summary.failed[0]
     assert "FAILED, the next run tries again" in summary.text()
-    assert stored(data, "day_ahead") == da_oracle([(good_name, good)])  # nothing of the cut day
+    assert stored(data, "day_ahead") == oracle([(good_name, good)])  # nothing of the cut day
     assert list((data / ".fetch" / "incoming").iterdir()) == []  # no partial file left
     assert f"np4-190-cd/{cut_id}" not in manifest.Manifest.load(data).documents
     standin.drops.clear()
     summary = run(data, standin)
     assert summary.ok and (summary.new, summary.fetched) == (1, 1)
-    assert stored(data, "day_ahead") == da_oracle([(good_name, good), (cut_name, cut)])
+    assert stored(data, "day_ahead") == oracle([(good_name, good), (cut_name, cut)])
 
 
 def test_a_corrupt_zip_is_reported_recorded_and_skipped(tmp_path, standin, da_docs):
@@ -218,7 +212,7 @@ def test_a_corrupt_zip_is_reported_recorded_and_skipped(tmp_path, standin, da_do
     assert all("a corrupt ZIP" in c for c in summary.corrupt)
     assert "CORRUPT, skipped" in summary.text()
     assert manifest.Manifest.load(data).documents[f"np4-190-cd/{bad_id}"]["status"] == "corrupt"
-    assert stored(data, "day_ahead") == da_oracle([(name, blob)])
+    assert stored(data, "day_ahead") == oracle([(name, blob)])
     assert run(data, standin).new == 0 and standin.downloads()[bad_id] == 1  # not downloaded again
 
 
@@ -242,7 +236,7 @@ def test_backfill_through_the_public_api_in_a_429_storm(tmp_path, standin, da_do
     assert summary.listed == {"np4-190-cd": 4} and summary.fetched == 4 and summary.new == 4
     assert standin.requests["429", ""] == 4 and standin.requests["token", ""] == 1
     assert standin.downloads() == {i: 1 for i in ids}
-    assert stored(data, "day_ahead") == da_oracle([da_docs[d] for d in DAYS])
+    assert stored(data, "day_ahead") == oracle([da_docs[d] for d in DAYS])
     for secret in standin.credentials().values():
         assert secret not in caplog.text and secret not in summary.text()
     state = manifest.Manifest.load(data)
@@ -262,7 +256,7 @@ def test_a_429_that_does_not_end_fails_the_run_and_the_next_one_recovers(tmp_pat
     standin.throttle = 0
     summary = run(data, standin, standin.credentials(), since="2024-01-01")
     assert summary.ok and summary.fetched == 3  # the archive's others; the MIS's one is recorded
-    assert stored(data, "day_ahead") == da_oracle([da_docs[d] for d in DAYS])
+    assert stored(data, "day_ahead") == oracle([da_docs[d] for d in DAYS])
 
 
 def test_a_failed_archive_download_keeps_the_listing_where_it_was(tmp_path, standin, da_docs):
@@ -275,7 +269,7 @@ def test_a_failed_archive_download_keeps_the_listing_where_it_was(tmp_path, stan
     standin.bulk_broken = False
     summary = run(data, standin, standin.credentials(), since="2024-01-01")
     assert summary.ok and summary.fetched == 4
-    assert stored(data, "day_ahead") == da_oracle([da_docs[d] for d in DAYS])
+    assert stored(data, "day_ahead") == oracle([da_docs[d] for d in DAYS])
 
 
 def test_credentials_are_checked_and_never_shown(tmp_path, standin, da_docs):
@@ -311,7 +305,7 @@ def test_a_stop_between_documents_ends_the_run_recording_nothing_of_its_batch(tm
     assert summary.stopped and summary.fetched == 0 and "(stopped early)" in summary.text()
     assert manifest.Manifest.load(data).documents == {} and stored(data, "day_ahead") == {}
     summary = run(data, standin)
-    assert summary.fetched == 4 and stored(data, "day_ahead") == da_oracle([da_docs[d] for d in DAYS])
+    assert summary.fetched == 4 and stored(data, "day_ahead") == oracle([da_docs[d] for d in DAYS])
 
 
 def test_one_fetch_at_a_time(tmp_path, standin):
@@ -363,7 +357,7 @@ def test_cli_fetch_watch_fetches_again_until_stopped(tmp_path, standin, da_docs)
             proc.kill()
             proc.wait()
     assert proc.returncode == 0 and "fetch stopped" in log and "Traceback" not in log
-    assert stored(data, "day_ahead") == da_oracle([da_docs["11/02/2020"], da_docs["11/03/2020"]])
+    assert stored(data, "day_ahead") == oracle([da_docs["11/02/2020"], da_docs["11/03/2020"]])
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -427,7 +421,7 @@ def test_serve_fetch_keeps_the_service_current(tmp_path, standin, da_docs):
         standin.publish("np4-190-cd", *da_docs[DAYS[2]], central(2020, 11, 1, 12, 30))
         wait_until(lambda: len(served()["timestamps"]) == 24 + 25 + 24, "the new day was not served", 90)
         answer = served()
-        expected = da_oracle([da_docs[d] for d in DAYS[:3]])
+        expected = oracle([da_docs[d] for d in DAYS[:3]])
         times = sorted(t for t, p in expected if p == "HB_NORTH")
         for series in answer["data"]:
             assert series["prices"] == [expected[t, series["hub"]] for t in times]

@@ -23,9 +23,9 @@ from ercot_fast.datadir import open_data_dir
 from ercot_fast.fetch.reports import REPORTS
 from ercot_fast.ingest import layout
 from ercot_standin import STALL_SECONDS, StandIn, central, day_documents, interval_documents, zip_of
-from reference_layout import RT_CSV, SHARED_DATA, read_da_csv, read_rt_csv
+from reference_layout import RT_CSV, SHARED_DATA, ms, read_da_csv, read_rt_csv
 from serving import ERCOT_FAST, Served, fetch as http_get, wait_until
-from test_ingest import as_ms, stored
+from test_ingest import AS_HEADER, as_ms, fake_price, intervals_of, stored
 
 DA_2020 = SHARED_DATA / "np4_190_cd" / "dam_spp_hub_lz_2020.csv"
 DAYS = ["10/31/2020", "11/01/2020", "11/02/2020", "11/03/2020"]
@@ -155,6 +155,24 @@ def test_real_time_interval_documents(tmp_path, standin, real_data):
     expected = oracle(docs, read_rt_csv)  # the LZ rows kept, LZEW passed over
     assert stored(data, "real_time_15min") == expected
     assert max(v for (t, p), v in expected.items() if p == "HB_NORTH") == 9315.45
+
+
+def test_ancillary_service_documents(tmp_path, standin):
+    """No genuine NP4-188-CD prices are at hand: generated ones, one document per day (a fall-back day)."""
+    data = tmp_path / "data"
+    expected = {}
+    for day in (dt.date(2023, 11, 5), dt.date(2023, 11, 6)):
+        rows = [AS_HEADER]
+        for instant, date, hour, _, flag in intervals_of(day, 60):
+            for salt, product in enumerate(("ECRS", "NSPIN", "REGDN", "REGUP", "RRS")):
+                expected[ms(instant), product] = fake_price(instant, salt)
+                rows.append(f"{date},{hour:02d}:00,{product},{expected[ms(instant), product]},{flag}\n")
+        name = f"cdr.00012329.0000000000000000.{day:%Y%m%d}.120000.DAMCPCNP4188.csv"
+        standin.publish("np4-188-cd", f"{name}.zip", zip_of({name: "".join(rows)}),
+                        central(day.year, day.month, day.day, 12) - dt.timedelta(days=1))
+    summary = run(data, standin, reports=("np4-188-cd",))
+    assert summary.ok and summary.fetched == 2 and summary.added == 49 * 5
+    assert stored(data, "ancillary_services") == expected
 
 
 def test_connection_dropped_mid_download_is_fetched_again(tmp_path, standin, da_docs, caplog):

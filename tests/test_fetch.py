@@ -258,10 +258,25 @@ def test_backfill_through_the_public_api_in_a_429_storm(tmp_path, standin, da_do
     for secret in standin.credentials().values():
         assert secret not in caplog.text and secret not in summary.text()
     state = manifest.Manifest.load(data)
-    assert {r["source"] for r in state.documents.values()} == {"api"} and "np4-190-cd" in state.listed_to
+    assert {r["source"] for r in state.documents.values()} == {"api"} and state.archive_listed["np4-190-cd"]["since"] == "2024-01-01"
 
     summary = run(data, standin, standin.credentials(), since="2024-01-01")
     assert (summary.new, summary.fetched) == (0, 0)  # listed again from where the last run ended, less a day
+
+
+def test_an_earlier_since_lists_the_archive_again_and_unlisted_records_are_forgotten(tmp_path, standin, da_docs):
+    data = tmp_path / "data"
+    ids = backfill(standin, da_docs)
+    summary = run(data, standin, standin.credentials(), since="2024-01-03")
+    assert (summary.listed, summary.fetched) == ({"np4-190-cd": 2}, 2)
+    summary = run(data, standin, standin.credentials(), since="2024-01-01")  # from the new day, not from where it ended
+    assert (summary.listed, summary.new, summary.fetched) == ({"np4-190-cd": 4}, 2, 2)
+    assert stored(data, "day_ahead") == oracle([da_docs[d] for d in DAYS])
+    # the archive is listed on from a day before where it ended: the documents of 2024's first days
+    # are listed no more, and their records (published long ago) are dropped; the MIS's one stays
+    summary = run(data, standin, standin.credentials(), since="2024-01-01")
+    assert (summary.listed, summary.new) == ({"np4-190-cd": 1}, 0)
+    assert list(manifest.Manifest.load(data).documents) == [f"np4-190-cd/{ids[-1]}"]
 
 
 def test_a_429_that_does_not_end_fails_the_run_and_the_next_one_recovers(tmp_path, standin, da_docs):
@@ -283,7 +298,7 @@ def test_a_failed_archive_download_keeps_the_listing_where_it_was(tmp_path, stan
     standin.bulk_broken = True
     summary = run(data, standin, standin.credentials(), since="2024-01-01")
     assert any("HTTP 503" in f for f in summary.failed) and summary.fetched == 0
-    assert manifest.Manifest.load(data).listed_to == {}
+    assert manifest.Manifest.load(data).archive_listed == {}
     standin.bulk_broken = False
     summary = run(data, standin, standin.credentials(), since="2024-01-01")
     assert summary.ok and summary.fetched == 4

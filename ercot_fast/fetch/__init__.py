@@ -124,14 +124,14 @@ class _Run:
                                                    tzinfo=timeutil.CENTRAL)
 
     def run(self):
-        new, listed_to = [], {}
+        new, archive_listed, listed_keys = [], {}, set()
         for report in self.settings.reports:
             found = {}
             if self.archive is not None:
                 end = datetime.datetime.now(UTC)
                 try:
                     found.update((d.doc_id, d) for d in self.archive.listing(report, self._archive_start(report), end))
-                    listed_to[report] = end.isoformat(timespec="seconds")
+                    archive_listed[report] = {"since": self.settings.since, "to": end.isoformat(timespec="seconds")}
                 except FetchError as exc:
                     self.summary.failed.append(f"{exc.message}; {exc.details}")
             try:
@@ -141,6 +141,7 @@ class _Run:
             except FetchError as exc:
                 self.summary.failed.append(f"{exc.message}; {exc.details}")
             self.summary.listed[report] = len(found)
+            listed_keys.update(d.key for d in found.values())
             new += [d for d in found.values() if not self.state.holds(d)]
         self.summary.new = len(new)
         # the ingest orders its inputs by modification time: the later publication wins
@@ -150,15 +151,18 @@ class _Run:
                 self.summary.stopped = True
                 return
         # the archive's listing moves on for a report only once every document it listed is recorded
-        self.state.listed_to.update((r, end) for r, end in listed_to.items() if r not in self.failed_reports)
+        self.state.archive_listed.update((r, span) for r, span in archive_listed.items() if r not in self.failed_reports)
+        self.state.forget(keep=listed_keys, older_than=datetime.datetime.now(UTC) - manifest.KEEP)
         self.state.save()
 
     def _archive_start(self, report):
-        """From --since (not before the archive's first day), or a day before
-        where the last run's listing ended."""
+        """From --since (not before the archive's first day), or, when an
+        earlier run listed from that day or before, from a day before where
+        its listing ended."""
         start = max(self.since, datetime.datetime.combine(archive.FIRST_DAY, datetime.time(), tzinfo=timeutil.CENTRAL))
-        if report in self.state.listed_to:
-            start = max(start, datetime.datetime.fromisoformat(self.state.listed_to[report]) - datetime.timedelta(days=1))
+        listed = self.state.archive_listed.get(report)
+        if listed and listed["since"] <= self.settings.since:
+            start = max(start, datetime.datetime.fromisoformat(listed["to"]) - datetime.timedelta(days=1))
         return start
 
     def _batch(self, documents):

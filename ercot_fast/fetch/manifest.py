@@ -1,7 +1,7 @@
 """What the fetcher has done, kept in the data directory: the manifest of the
 documents it fetched (doc id, name, publish time, size, sha256, and whether
-they were ingested or found corrupt), how far the Public API's archive has
-been listed, the lock that lets one fetch run at a time, and the folder where
+they were ingested or found corrupt) while a listing may still show them, how
+far the Public API's archive has been listed, the lock that lets one fetch run at a time, and the folder where
 downloads wait for the ingest.
 
 All of it lives in ``DATA_DIR/.fetch/``: a hidden folder, which the store's
@@ -21,6 +21,7 @@ from ercot_fast.files import write_atomically
 
 FOLDER = ".fetch"
 FORMAT = 1
+KEEP = datetime.timedelta(days=62)  # records of documents no listing shows are kept this long after publication
 INGESTED, CORRUPT = "ingested", "corrupt"
 
 
@@ -54,10 +55,10 @@ def incoming(data_dir):
 class Manifest:
     """The documents fetched into one data directory."""
 
-    def __init__(self, path, documents, listed_to):
+    def __init__(self, path, documents, archive_listed):
         self.path = path
         self.documents = documents  # Document.key -> record
-        self.listed_to = listed_to  # report -> ISO time the archive has been listed up to
+        self.archive_listed = archive_listed  # report -> {"since": --since, "to": ISO time listed up to}
 
     @classmethod
     def load(cls, data_dir):
@@ -72,7 +73,7 @@ class Manifest:
         if not isinstance(state, dict) or state.get("format") != FORMAT:
             raise FetchError(f"the fetch manifest {path} is not one this version writes",
                              "move it away to fetch (and ingest again) every document ERCOT lists")
-        return cls(path, state.get("documents", {}), state.get("archive_listed_to", {}))
+        return cls(path, state.get("documents", {}), state.get("archive_listed", {}))
 
     def holds(self, document):
         return document.key in self.documents
@@ -93,6 +94,16 @@ class Manifest:
             entry["why"] = why
         self.documents[document.key] = entry
 
+    def forget(self, keep, older_than):
+        """Drop the records of documents no listing shows any more: those not
+        in ``keep`` (the keys this run listed) published before ``older_than``
+        (the MIS lists a month at most; the archive is listed on from where it
+        ended). One listed again is fetched again, which changes nothing."""
+        self.documents = {
+            key: record for key, record in self.documents.items()
+            if key in keep or datetime.datetime.fromisoformat(record["published"]) >= older_than
+        }
+
     def save(self):
-        state = {"format": FORMAT, "archive_listed_to": self.listed_to, "documents": self.documents}
+        state = {"format": FORMAT, "archive_listed": self.archive_listed, "documents": self.documents}
         write_atomically(self.path, json.dumps(state, indent=0, sort_keys=True).encode())

@@ -145,23 +145,20 @@ def cmd_fetch(args):
     from ercot_fast import fetch
 
     log.info("fetching into %s: %s", data_dir, settings.describe())
-    if not args.watch:
-        try:
-            summary = fetch.run(data_dir, settings)
-        except fetch.FetchError as exc:
-            raise SystemExit(f"error: {exc.message}; {exc.details}")
-        sys.stdout.write(summary.text())
-        if not summary.ok:
-            raise SystemExit(1)
-        return
-    stop = threading.Event()
+    stop = threading.Event()  # SIGTERM or Ctrl-C: stop between two documents, nothing half-done
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     try:
-        fetch.watch(data_dir, settings, on_run=lambda summary: None, wait=stop.wait, should_stop=stop.is_set)
+        if args.watch:
+            fetch.watch(data_dir, settings, on_run=lambda summary: None, wait=stop.wait, should_stop=stop.is_set)
+            log.info("fetch stopped")
+            return
+        summary = fetch.run(data_dir, settings, should_stop=stop.is_set)
     except fetch.FetchError as exc:
         raise SystemExit(f"error: {exc.message}; {exc.details}")
-    log.info("fetch stopped")
+    sys.stdout.write(summary.text())
+    if not summary.ok or summary.stopped:
+        raise SystemExit(1)
 
 
 def build_parser():
@@ -260,7 +257,8 @@ def _add_fetch(commands):
         "at most 30 requests a minute, kept to, with back-off on 429).",
         epilog="Requests time out and are retried with jittered back-off; a download is kept only when\n"
         "every byte arrived and it is a readable ZIP; a corrupt document is reported, recorded and\n"
-        "skipped; one that fails to download is tried again by the next run (exit status 1). A\n"
+        "skipped; one that fails to download is tried again by the next run (exit status 1, as\n"
+        "after a stop by SIGTERM or Ctrl-C, which comes between two documents). A\n"
         "re-published (_retry) document replaces the prices it corrects. Each run logs one summary.\n"
         "--watch fetches every --interval seconds until SIGTERM or Ctrl-C. A running service\n"
         "picks the new files up when it reloads (SIGHUP, --reload-interval); `ercot-fast serve\n"

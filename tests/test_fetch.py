@@ -24,7 +24,7 @@ from ercot_fast.fetch.reports import REPORTS
 from ercot_fast.ingest import layout
 from ercot_standin import STALL_SECONDS, StandIn, central, day_documents, interval_documents, zip_of
 from reference_layout import RT_CSV, SHARED_DATA, ms, read_da_csv, read_rt_csv
-from serving import ERCOT_FAST, Served, fetch as http_get, wait_until
+from serving import ERCOT_FAST, Served, fetch as http_get, free_port, wait_until
 from test_ingest import AS_HEADER, as_ms, fake_price, intervals_of, stored
 
 DA_2020 = SHARED_DATA / "np4_190_cd" / "dam_spp_hub_lz_2020.csv"
@@ -467,3 +467,15 @@ def test_serve_fetch_keeps_the_service_current(tmp_path, standin, da_docs):
         log = service.stop()
     assert "fetch wrote" in log and "asking the master" in log and "reloaded" in log
     assert "Traceback" not in log
+
+
+def test_serve_fetch_with_some_credentials_does_not_start(tmp_path, standin):
+    env = {**os.environ, "ERCOT_API_KEY": "a-key-of-mine-9"}
+    env.pop("ERCOT_USERNAME", None)
+    command = [ERCOT_FAST, "serve", "--data-dir", str(tmp_path / "data"), "--workers", "1", "--worker-class", "sync",
+               "--json-addr", f"127.0.0.1:{free_port()}", "--flight-addr", f"127.0.0.1:{free_port()}",
+               "--fetch", "--mis-url", standin.url]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode != 0
+    assert "error: the fetcher cannot start: the Public API needs" in result.stderr and "ERCOT_USERNAME" in result.stderr
+    assert "a-key-of-mine-9" not in result.stderr + result.stdout

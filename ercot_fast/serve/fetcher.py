@@ -10,6 +10,7 @@ import signal
 import time
 
 from ercot_fast import fetch
+from ercot_fast.fetch import archive
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +21,7 @@ def serve(child, data_dir, settings, counters=None):
     """The fetch child's target: fetch every ``settings.interval`` seconds
     until stopped. Stop signals are blocked in the child (``Child``): one that
     came during a run is seen between documents, and ends it."""
+    archive.Credentials.from_environ(os.environ)  # only some set: the fetcher does not start, saying which
     if counters is not None:
         counters.start()
     child.ready(f"fetching {', '.join(settings.reports)} every {settings.interval:g} s")

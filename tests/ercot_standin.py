@@ -141,15 +141,19 @@ class StandIn:
         """The MIS's window moved on: nothing listed any more."""
         self.listed[REPORT_TYPE_IDS[report]].clear()
 
-    def archive(self, report, name, blob, posted):
+    def archive(self, report, name, blob, posted, link_only=False):
         """Put a document in the Public API's archive; returns its docId.
-        ``posted``: a naive Central datetime, as the archive reports it."""
+        ``posted``: a naive Central datetime, as the archive reports it;
+        ``link_only``: the entry names its docId only in its download link."""
         doc_id = self.new_id()
         self.blobs[doc_id] = blob
-        self.archived[report].append({
+        entry = {
             "docId": int(doc_id), "friendlyName": name.removesuffix(".zip"), "postDatetime": posted.isoformat(timespec="seconds"),
             "_links": {"endpoint": {"href": f"{self.api_url}/archive/{report}?download={doc_id}"}},
-        })
+        }
+        if link_only:
+            del entry["docId"]
+        self.archived[report].append(entry)
         return doc_id
 
     def downloads(self):

@@ -235,9 +235,10 @@ def test_a_corrupt_zip_is_reported_recorded_and_skipped(tmp_path, standin, da_do
 
 
 def backfill(standin, da_docs):
-    """The four days in the Public API's archive; the MIS lists only the last (the same document)."""
-    ids = [standin.archive("np4-190-cd", da_docs[d][0], da_docs[d][1], dt.datetime(2024, 1, 1 + i, 12, 30))
-           for i, d in enumerate(DAYS)]
+    """The four days in the Public API's archive (one named by its download link only); the MIS lists
+    only the last (the same document)."""
+    ids = [standin.archive("np4-190-cd", da_docs[d][0], da_docs[d][1], dt.datetime(2024, 1, 1 + i, 12, 30),
+                           link_only=i == 1) for i, d in enumerate(DAYS)]
     name, blob = da_docs[DAYS[-1]]
     standin.publish("np4-190-cd", name, blob, central(2024, 1, 4, 12, 30), doc_id=ids[-1])
     return ids

@@ -64,6 +64,13 @@ class Credentials:
         return cls(*given)
 
 
+def _doc_id(entry):
+    """An archive entry's docId, or the id its download link ends with (``...?download=<docId>``)."""
+    if entry.get("docId") is not None:
+        return str(entry["docId"])
+    return entry["_links"]["endpoint"]["href"].rsplit("=", 1)[1]
+
+
 class Archive:
     """The Public API's archive of reports, for one run."""
 
@@ -95,7 +102,7 @@ class Archive:
                                  "is --api-url ERCOT's Public API?") from None
             for entry in entries:
                 try:
-                    documents.append(Document(report, str(entry["docId"]), str(entry["friendlyName"]),
+                    documents.append(Document(report, _doc_id(entry), str(entry["friendlyName"]),
                                               parse_published(entry["postDatetime"]), None, "api"))
                 except (KeyError, TypeError, ValueError):
                     log.warning("%s: skipped an entry that is not a document: %.200r", what, entry)

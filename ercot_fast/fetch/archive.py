@@ -104,7 +104,7 @@ class Archive:
                 try:
                     documents.append(Document(report, _doc_id(entry), str(entry["friendlyName"]),
                                               parse_published(entry["postDatetime"]), None, "api"))
-                except (KeyError, TypeError, ValueError):
+                except (KeyError, TypeError, ValueError, IndexError, AttributeError):
                     log.warning("%s: skipped an entry that is not a document: %.200r", what, entry)
             page += 1
         return documents

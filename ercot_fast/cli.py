@@ -256,8 +256,9 @@ def _add_fetch(commands):
         "ERCOT_PASSWORD: an account at apiexplorer.ercot.com) also from its archive (from 2023-12-11;\n"
         "at most 30 requests a minute, kept to, with back-off on 429).",
         epilog="Requests time out and are retried with jittered back-off; a download is kept only when\n"
-        "every byte arrived and it is a readable ZIP; a corrupt document is reported, recorded and\n"
-        "skipped; one that fails to download is tried again by the next run (exit status 1, as\n"
+        "every byte arrived and it is a readable ZIP; a corrupt ZIP is reported, recorded and\n"
+        "skipped; a document that fails to download, or comes back as no ZIP at all (an error\n"
+        "page), is tried again by the next run (exit status 1, as\n"
         "after a stop by SIGTERM or Ctrl-C, which comes between two documents). A\n"
         "re-published (_retry) document replaces the prices it corrects. Each run logs one summary.\n"
         "--watch fetches every --interval seconds until SIGTERM or Ctrl-C. A running service\n"

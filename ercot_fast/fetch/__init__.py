@@ -2,12 +2,12 @@
 
 One run lists each report's documents (the MIS's recent window; with
 credentials and ``--since``, the Public API's archive too), downloads those
-the manifest does not hold, checks them (every byte arrived, a readable ZIP),
+the manifest does not hold, checks them (every byte arrived, a ZIP, readable),
 ingests them through the ingest (atomic, idempotent, DST-correct) in order of
 publication, so a re-published (``_retry``) document's prices replace the
 earlier ones, and records them in the manifest. A document that fails to
-download is tried again by the next run; a corrupt one is reported, recorded
-and skipped. ``watch`` repeats runs on an interval.
+download, or whose answer is no ZIP at all (an error page), is tried again by
+the next run; a ZIP that is corrupt is reported, recorded and skipped. ``watch`` repeats runs on an interval.
 
 ERCOT's publish times are used to order documents and are recorded, never
 for delivery times (their UTC offset is wrong during DST): those come from
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 BATCH_DOCUMENTS = 1000  # downloaded, then ingested and recorded together (the archive's most per request)
 UTC = datetime.timezone.utc
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError)
 
 
@@ -201,6 +202,14 @@ class _Run:
                 continue
             path = folder / document.file_name
             size, sha256 = downloaded[document.doc_id]
+            with open(path, "rb") as file:
+                head = file.read(16)
+            if head[:4] not in _ZIP_MAGIC:  # an error page in place of the document: ask again next run
+                self.summary.failed.append(f"{document.name} (doc {document.doc_id}): the answer is not a ZIP "
+                                           f"({size} bytes beginning {head!r}); the next run tries again")
+                self.failed_reports.add(document.report)
+                path.unlink()
+                continue
             why = _unreadable(path)
             if why:
                 self.summary.corrupt.append(f"{document.name} (doc {document.doc_id}): {why}")

@@ -35,13 +35,14 @@ _BLOCK = 1 << 16
 USER_AGENT = f"ercot-fast/{__version__}"
 
 
-def session(backoff=BACKOFF_SECONDS, retries=RETRIES):
-    """A requests session with time-outs and back-off on every request."""
+def session(backoff=BACKOFF_SECONDS):
+    """A requests session with back-off on every request (``backoff``: its
+    factor, also kept as ``session.backoff`` for ``download``)."""
     retry = Retry(
-        total=retries,
-        connect=retries,
-        read=retries,
-        status=retries,
+        total=RETRIES,
+        connect=RETRIES,
+        read=RETRIES,
+        status=RETRIES,
         backoff_factor=backoff,
         backoff_jitter=backoff,
         backoff_max=BACKOFF_MAX_SECONDS,

@@ -359,6 +359,13 @@ def test_one_fetch_at_a_time(tmp_path, standin):
             run(tmp_path, standin)
 
 
+def test_settlement_points_keeps_only_those(tmp_path, standin, da_docs):
+    standin.publish("np4-190-cd", *da_docs["11/02/2020"], day_before("11/02/2020"))
+    summary = run(tmp_path / "data", standin, settlement_points=("HB_NORTH", "LZ_WEST"))
+    assert summary.fetched == 1 and summary.added == 2 * 24
+    assert {p for _, p in stored(tmp_path / "data", "day_ahead")} == {"HB_NORTH", "LZ_WEST"}
+
+
 def test_since_without_credentials_keeps_what_the_mis_lists_since_then(tmp_path, standin, da_docs):
     published = [central(2020, 10, 30, 12), central(2020, 10, 31, 12), central(2020, 11, 1, 12), central(2020, 11, 2, 12)]
     for day, when in zip(DAYS, published):
@@ -443,6 +450,14 @@ def test_serve_fetch_settings_and_describe_hold_no_credential():
     assert config.serve_config(build_parser().parse_args(["serve", "--data-dir", "/d"]), environ={"FETCH": "1"}).fetch
     with pytest.raises(SystemExit, match="--fetch needs --data-dir"):
         config.serve_config(build_parser().parse_args(["serve", "--fetch"]), environ={})
+    environ = {"FETCH": "1", "FETCH_REPORTS": "np4-188-cd", "FETCH_SINCE": "2024-02-01", "FETCH_INTERVAL": "600",
+               "FETCH_SETTLEMENT_POINTS": "hb_north", "MIS_URL": "http://mirror:8000/", "API_URL": "http://mirror:8001",
+               "TOKEN_URL": "http://mirror:8002/token"}
+    fetching = config.serve_config(build_parser().parse_args(["serve", "--data-dir", "/d"]), environ=environ).fetch
+    assert fetching == config.FetchConfig(("np4-188-cd",), "2024-02-01", 600.0, "http://mirror:8000", "http://mirror:8001",
+                                          "http://mirror:8002/token", ("HB_NORTH",))
+    flags = build_parser().parse_args(["fetch", "--interval", "900", "--reports", "np6-905-cd"])
+    assert (config.fetch_config(flags, environ).interval, config.fetch_config(flags, environ).reports) == (900.0, ("np6-905-cd",))
 
 
 # --- serve --fetch: the served values --------------------------------------------------------

@@ -188,12 +188,13 @@ def test_connection_dropped_mid_download_is_fetched_again(tmp_path, standin, da_
 
 
 def test_a_download_that_stalls_times_out_and_is_asked_again(tmp_path, standin, da_docs, monkeypatch):
-    monkeypatch.setattr(fetch.http, "TIMEOUT", (5, STALL_SECONDS / 3))
+    monkeypatch.setattr(fetch.http, "TIMEOUT", (5, STALL_SECONDS / 2))
     name, blob = da_docs["11/02/2020"]
     doc_id = standin.publish("np4-190-cd", name, blob, day_before("11/02/2020"))
     standin.stalls[doc_id] = 2
     summary = run(tmp_path / "data", standin)
-    assert summary.ok and summary.fetched == 1 and standin.downloads()[doc_id] == 3
+    # both stalls timed out and were asked again (a loaded machine may add a time-out of its own)
+    assert summary.ok and summary.fetched == 1 and standin.stalls[doc_id] == 0 and standin.downloads()[doc_id] >= 3
     assert stored(tmp_path / "data", "day_ahead") == oracle([(name, blob)])
 
 

@@ -1,10 +1,11 @@
-"""The ``ercot-fast`` command: serve prices, ingest ERCOT reports, write demo data."""
+"""The ``ercot-fast`` command: serve prices, ingest or fetch ERCOT reports, write demo data."""
 import argparse
 import logging
 import shutil
 import signal
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from ercot_fast import __version__, config, logs
@@ -84,6 +85,8 @@ def _start(args):
     gunicorn.check_worker_class(settings.worker_class)
     log.info("kernels: %s", ", ".join(f"{k} {'compiled' if v else 'pure-Python twin'}" for k, v in kernels.COMPILED.items()))
     data_dir = settings.data_dir or ensure_demo_data(config.demo_data_dir())
+    if settings.fetch is not None:
+        Path(data_dir).mkdir(parents=True, exist_ok=True)  # the fetcher fills it: an empty one serves 503 until then
     try:
         service = gunicorn.PriceService(settings, data_dir)
     except DataLoadError as exc:
@@ -134,6 +137,30 @@ def cmd_ingest(args):
         log.info("validation report written to %s", args.report)
 
 
+def cmd_fetch(args):
+    logs.setup(config.setting(args.log_level, "LOG_LEVEL", "info"))
+    settings = config.fetch_config(args)
+    data_dir = config.setting(args.data_dir, "DATA_DIR")
+    config.check_fetch_data_dir(data_dir, "fetch needs")
+    from ercot_fast import fetch
+
+    log.info("fetching into %s: %s", data_dir, settings.describe())
+    stop = threading.Event()  # SIGTERM or Ctrl-C: stop between two documents, nothing half-done
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        if args.watch:
+            fetch.watch(data_dir, settings, on_run=lambda summary: None, wait=stop.wait, should_stop=stop.is_set)
+            log.info("fetch stopped")
+            return
+        summary = fetch.run(data_dir, settings, should_stop=stop.is_set)
+    except fetch.FetchError as exc:
+        raise SystemExit(f"error: {exc.message}; {exc.details}")
+    sys.stdout.write(summary.text())
+    if not summary.ok or summary.stopped:
+        raise SystemExit(1)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="ercot-fast",
@@ -144,6 +171,7 @@ def build_parser():
     _add_serve(commands)
     _add_demo_data(commands)
     _add_ingest(commands)
+    _add_fetch(commands)
     return parser
 
 
@@ -186,7 +214,8 @@ def _add_ingest(commands):
         "again with the same files changes nothing, new days are added and re-published days\n"
         "replace the stored values (logged). Inputs of one run that disagree: the file modified\n"
         "last wins. Rejected rows are reported with file and line, never fatal.\n"
-        "Keep a service current: re-run ingest, then `kill -HUP <pid of ercot-fast serve>`;\n"
+        "Keep a service current: `ercot-fast serve --fetch` (see `ercot-fast fetch --help`), or\n"
+        "re-run ingest, then `kill -HUP <pid of ercot-fast serve>`;\n"
         "the service reloads DATA_DIR in place, dropping no request (a reload that would serve\n"
         "less data is refused: see `ercot-fast serve --help`, --allow-shrink).",
     )
@@ -209,6 +238,38 @@ def _add_ingest(commands):
     )
     ingest.add_argument("--log-level", help="debug, info, warning or error (env LOG_LEVEL; default info)")
     ingest.set_defaults(func=cmd_ingest)
+
+
+def _add_fetch(commands):
+    fetch = commands.add_parser(
+        "fetch",
+        help="download ERCOT's newly published price reports and ingest them into a data directory",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="List the documents ERCOT publishes for each report, download those not fetched before,\n"
+        "ingest them (as `ercot-fast ingest` does: atomic, idempotent, DST-correct) and record them in\n"
+        "DATA_DIR/.fetch/manifest.json (doc id, name, publish time, size, sha256). Reports:\n"
+        "  np4-190-cd  DAM Settlement Point Prices (MIS reportTypeId 12331)\n"
+        "  np6-905-cd  RTM Settlement Point Prices, 15-minute (12301)\n"
+        "  np4-188-cd  DAM Clearing Prices for Capacity (12329)\n"
+        "From ERCOT's MIS (no account needed; it lists the last days to about a month), and with\n"
+        "--since and the Public API's credentials in the environment (ERCOT_API_KEY, ERCOT_USERNAME,\n"
+        "ERCOT_PASSWORD: an account at apiexplorer.ercot.com) also from its archive (from 2023-12-11;\n"
+        "at most 30 requests a minute, kept to, with back-off on 429).",
+        epilog="Requests time out and are retried with jittered back-off; a download is kept only when\n"
+        "every byte arrived and it is a readable ZIP; a corrupt ZIP is reported, recorded and\n"
+        "skipped; a document that fails to download, or comes back as no ZIP at all (an error\n"
+        "page), is tried again by the next run (exit status 1, as\n"
+        "after a stop by SIGTERM or Ctrl-C, which comes between two documents). A\n"
+        "re-published (_retry) document replaces the prices it corrects. Each run logs one summary.\n"
+        "--watch fetches every --interval seconds until SIGTERM or Ctrl-C. A running service\n"
+        "picks the new files up when it reloads (SIGHUP, --reload-interval); `ercot-fast serve\n"
+        "--fetch` runs this fetcher itself and signals the reload after each run that changed files.",
+    )
+    fetch.add_argument("--data-dir", help="data directory to keep current (env DATA_DIR); created if missing")
+    fetch.add_argument("--watch", action="store_true", help="fetch again every --interval seconds until stopped")
+    config.add_fetch_arguments(fetch, interval_flag="--interval")
+    fetch.add_argument("--log-level", help="debug, info, warning or error (env LOG_LEVEL; default info)")
+    fetch.set_defaults(func=cmd_fetch)
 
 
 def main(argv=None):

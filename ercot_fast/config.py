@@ -3,6 +3,7 @@ defaults. Imports nothing of ours, so every command (``ingest`` too) can read
 its settings without loading the serving stack."""
 import argparse
 import dataclasses
+import datetime
 import os
 import ssl
 from pathlib import Path
@@ -20,6 +21,31 @@ DEFAULT_SQL_MAX_RESULT_MB = 512  # Arrow bytes of one Flight SQL answer
 DEFAULT_SQL_MEMORY_MB = 1024  # the SQL engine's working memory
 DEFAULT_MAX_RESPONSE_MB = 256  # largest HTTP answer body
 DEFAULT_REQUEST_TIMEOUT = 20.0  # seconds an HTTP request may compute (under gunicorn's 30 s worker timeout)
+# ERCOT's report listings and downloads (ercot-fast fetch)
+FETCH_REPORTS = ("np4-190-cd", "np6-905-cd", "np4-188-cd")  # fetch.reports.REPORTS, kept equal by a test
+DEFAULT_FETCH_INTERVAL = 300.0  # ERCOT asks clients to poll a report no faster than every 5 minutes
+DEFAULT_MIS_URL = "https://www.ercot.com"
+DEFAULT_API_URL = "https://api.ercot.com/api/public-reports"
+DEFAULT_TOKEN_URL = (
+    "https://ercotb2c.b2clogin.com/ercotb2c.onmicrosoft.com/B2C_1_PUBAPI-ROPC-FLOW/oauth2/v2.0/token"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class FetchConfig:
+    """What ``ercot-fast fetch`` (and ``serve --fetch``) fetches, and from where.
+    Holds no credential: those are read from the environment where they are used."""
+
+    reports: tuple = FETCH_REPORTS
+    since: str | None = None  # YYYY-MM-DD: backfill documents published since (the Public API)
+    interval: float = DEFAULT_FETCH_INTERVAL  # seconds between runs (--watch, serve --fetch)
+    mis_url: str = DEFAULT_MIS_URL
+    api_url: str = DEFAULT_API_URL
+    token_url: str = DEFAULT_TOKEN_URL
+    settlement_points: tuple | None = None  # None: all
+
+    def describe(self):
+        return " ".join(f"{k}={v}" for k, v in dataclasses.asdict(self).items())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +84,7 @@ class ServeConfig:
     reload_interval: float = 0.0  # seconds between polls of the data directory for changes; 0: off
     s3_endpoint: str | None = None  # an S3-compatible store's URL (MinIO); None: AWS's, from the environment
     flight_advertise: tuple = ()  # Flight locations get_flight_info lists; empty: this server's own
+    fetch: FetchConfig | None = None  # serve --fetch: the fetcher's settings; None: no fetcher
 
     @property
     def tls(self):
@@ -69,6 +96,7 @@ class ServeConfig:
 
     def describe(self):
         shown = {k: ("***" if k == "metrics_key" and v else v) for k, v in dataclasses.asdict(self).items()}
+        shown["fetch"] = f"({self.fetch.describe()})" if self.fetch else None
         return " ".join(f"{k}={v}" for k, v in shown.items())
 
 
@@ -282,7 +310,108 @@ def add_serve_arguments(parser):
         "grpc://host-a:50051,grpc://host-b:50051 for replicas (env FLIGHT_ADVERTISE; default: none, "
         "clients read from the server they asked)",
     )
+    parser.add_argument(
+        "--fetch",
+        action="store_true",
+        default=None,
+        help="keep the data directory current from ERCOT's published reports: run `ercot-fast fetch --watch` "
+        "as a supervised child, which signals a reload after each run that changed files (env FETCH=1; "
+        "default off; the --fetch-* flags below, and `ercot-fast fetch --help`)",
+    )
+    add_fetch_arguments(parser, interval_flag="--fetch-interval")
     add_storage_arguments(parser)
+
+
+def add_fetch_arguments(parser, interval_flag):
+    """The settings of the fetcher, for ``ercot-fast fetch`` and ``serve --fetch``."""
+    parser.add_argument(
+        "--reports",
+        metavar="LIST",
+        help=f"comma-separated reports to fetch, of {', '.join(FETCH_REPORTS)} (env FETCH_REPORTS; default: all)",
+    )
+    parser.add_argument(
+        "--since",
+        metavar="DATE",
+        help="also backfill documents published since DATE (YYYY-MM-DD) through ERCOT's Public API (needs "
+        "ERCOT_API_KEY, ERCOT_USERNAME, ERCOT_PASSWORD; it holds data from 2023-12-11); without credentials, "
+        "only the recent documents ERCOT's MIS lists, published since DATE (env FETCH_SINCE; default: "
+        "what the MIS lists)",
+    )
+    parser.add_argument(
+        interval_flag,
+        dest="fetch_interval",
+        type=float,
+        metavar="SECONDS",
+        help=f"seconds between fetches (env FETCH_INTERVAL; default {DEFAULT_FETCH_INTERVAL:g}: ERCOT asks for "
+        "no more than one poll of a report per 5 minutes)",
+    )
+    parser.add_argument(
+        "--settlement-points",
+        metavar="LIST",
+        help="comma-separated settlement points to keep, e.g. HB_NORTH,LZ_WEST (env FETCH_SETTLEMENT_POINTS; "
+        "default: all)",
+    )
+    parser.add_argument("--mis-url", metavar="URL", help=f"ERCOT's MIS (env MIS_URL; default {DEFAULT_MIS_URL})")
+    parser.add_argument(
+        "--api-url", metavar="URL", help=f"ERCOT's Public API reports (env API_URL; default {DEFAULT_API_URL})"
+    )
+    parser.add_argument(
+        "--token-url", metavar="URL", help="the Public API's token endpoint (env TOKEN_URL; default ERCOT's B2C one)"
+    )
+
+
+# option -> (environment variable, default)
+_FETCH_SETTINGS = {
+    "reports": ("FETCH_REPORTS", None),
+    "since": ("FETCH_SINCE", None),
+    "fetch_interval": ("FETCH_INTERVAL", DEFAULT_FETCH_INTERVAL),
+    "settlement_points": ("FETCH_SETTLEMENT_POINTS", None),
+    "mis_url": ("MIS_URL", DEFAULT_MIS_URL),
+    "api_url": ("API_URL", DEFAULT_API_URL),
+    "token_url": ("TOKEN_URL", DEFAULT_TOKEN_URL),
+}
+
+
+def fetch_config(args, environ=os.environ):
+    """Resolve the fetcher's settings: flag, else environment variable, else default."""
+    values = {}
+    for name, (env, default) in _FETCH_SETTINGS.items():
+        value = getattr(args, name)
+        values[name] = value if value is not None else environ.get(env) or default
+    reports = FETCH_REPORTS
+    if values["reports"]:
+        reports = tuple(dict.fromkeys(r.strip().lower() for r in str(values["reports"]).split(",") if r.strip()))
+        unknown = [r for r in reports if r not in FETCH_REPORTS]
+        if unknown or not reports:
+            raise SystemExit(f"error: --reports {values['reports']!r}: use some of {', '.join(FETCH_REPORTS)}")
+    since = values["since"]
+    if since is not None:
+        try:
+            since = datetime.date.fromisoformat(str(since).strip()).isoformat()
+        except ValueError:
+            raise SystemExit(f"error: --since {since!r} is not a date like 2024-01-31") from None
+    try:
+        interval = float(values["fetch_interval"])
+    except ValueError:
+        raise SystemExit(f"error: FETCH_INTERVAL={values['fetch_interval']!r} is not a number of seconds") from None
+    if not interval > 0:
+        raise SystemExit("error: the fetch interval is a positive number of seconds, like 300")
+    points = None
+    if values["settlement_points"]:
+        points = tuple(p.strip().upper() for p in str(values["settlement_points"]).split(",") if p.strip()) or None
+    for flag, url in (("--mis-url", values["mis_url"]), ("--api-url", values["api_url"]), ("--token-url", values["token_url"])):
+        if not str(url).startswith(("http://", "https://")):
+            raise SystemExit(f"error: {flag} {url!r} is not an http:// or https:// URL")
+    return FetchConfig(reports, since, interval, values["mis_url"].rstrip("/"), values["api_url"].rstrip("/"),
+                       values["token_url"], points)
+
+
+def check_fetch_data_dir(data_dir, what):
+    """The fetcher writes a local folder: say so for none, or for object storage."""
+    if not data_dir:
+        raise SystemExit(f"error: {what} --data-dir (or DATA_DIR): the folder it keeps current")
+    if "://" in str(data_dir):  # its manifest, lock and downloads are files of a folder
+        raise SystemExit(f"error: {what} a local --data-dir, not {data_dir}: fetch into a folder, then sync it")
 
 
 def add_storage_arguments(parser):
@@ -385,6 +514,15 @@ def serve_config(args, environ=os.environ):
     _check_tls(values["tls_cert"], values["tls_key"], values["worker_class"] if http_tls else None)
     if values["worker_class"] is None:
         values["worker_class"] = TLS_WORKER_CLASS if http_tls else "meinheld"
+    wants_fetch = args.fetch
+    if wants_fetch is None:
+        try:
+            wants_fetch = parse_bool(environ.get("FETCH", ""), "FETCH")
+        except ValueError as exc:
+            raise SystemExit(f"error: environment variable {exc}") from None
+    values["fetch"] = fetch_config(args, environ) if wants_fetch else None
+    if values["fetch"] is not None:
+        check_fetch_data_dir(values["data_dir"], "--fetch needs")
     config = ServeConfig(**values)
     if config.worker_class not in WORKER_CLASSES:
         raise SystemExit(f"error: worker class {config.worker_class!r}: use one of {', '.join(WORKER_CLASSES)}")

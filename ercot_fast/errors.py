@@ -62,6 +62,11 @@ class IngestError(ErcotFastError):
     """An ingest run that cannot start (a missing input, a locked data directory)."""
 
 
+class FetchError(ErcotFastError):
+    """A listing or download of ERCOT's reports that failed (tried again by the next run), or a fetch
+    that cannot start (another holds the data directory). Never carries a credential."""
+
+
 class ChildStartError(ErcotFastError, RuntimeError):
     """A supervised child process (the Flight server) could not start, e.g. its port is taken."""
 

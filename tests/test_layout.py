@@ -18,7 +18,7 @@ LAYERS = [
     {"config", "errors", "logs"},
     {"timeutil", "files", "access", "metrics", "datadir"},
     {"datasets", "kernels"},
-    {"store", "health", "ingest", "demo"},
+    {"store", "health", "ingest", "demo", "fetch"},
     {"query", "sql"},
     {"render"},
     {"api", "flight", "client"},

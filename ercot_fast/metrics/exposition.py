@@ -29,7 +29,16 @@ METRICS = {
                                             "(--reload-interval), by result: unchanged, changed, failed", ("result",)),
     "ercot_fast_store_published_timestamp_seconds": (GAUGE, "when the store served now was published (Unix seconds): "
                                                             "at startup and at each reload", ()),
-    "ercot_fast_processes": (GAUGE, "processes of the service alive, by role (master, http, flight)", ("role",)),
+    "ercot_fast_fetch_runs": (COUNTER, "runs of the fetcher (serve --fetch), by outcome: ok, failed (a listing, "
+                                       "download or ingest failed: tried again next run)", ("outcome",)),
+    "ercot_fast_fetch_documents": (COUNTER, "ERCOT documents the fetcher downloaded and ingested (fetched) or "
+                                            "skipped as corrupt", ("outcome",)),
+    "ercot_fast_fetch_failures": (COUNTER, "listings, downloads and ingests of the fetcher that failed", ()),
+    "ercot_fast_fetch_bytes": (COUNTER, "bytes of the documents the fetcher ingested", ()),
+    "ercot_fast_fetch_values": (COUNTER, "prices the fetcher's ingests added, or changed (re-published)", ("change",)),
+    "ercot_fast_fetch_last_success_timestamp_seconds": (GAUGE, "when the last fetch run without a failure ended "
+                                                               "(Unix seconds)", ()),
+    "ercot_fast_processes": (GAUGE, "processes of the service alive, by role (master, http, flight, fetch)", ("role",)),
     "ercot_fast_store_rows": (GAUGE, "instants loaded, by data set", ("dataset",)),
     "ercot_fast_store_series": (GAUGE, "series (settlement points, products) loaded, by data set", ("dataset",)),
     "ercot_fast_store_bytes": (GAUGE, "bytes of the loaded prices and timestamps, by data set", ("dataset",)),

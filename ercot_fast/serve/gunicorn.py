@@ -20,7 +20,9 @@ do not mix, and gunicorn forks workers at any time): it shares the store's
 pages too, follows reloads like the workers, is restarted after a crash, and
 stops with the master. With ``--health-addr`` the gRPC health service
 (``serve.grpc_health``) runs in another such child; the master publishes
-whether the Flight child serves, for it to report.
+whether the Flight child serves, for it to report. With ``--fetch`` the
+fetcher (``serve.fetcher``) is one more, which signals SIGHUP after a fetch
+that changed files.
 """
 import gc
 import logging
@@ -42,7 +44,7 @@ from ercot_fast.datadir import open_data_dir
 from ercot_fast.errors import ChildStartError
 from ercot_fast.metrics.counters import Counters
 from ercot_fast.flight import server as flight_server
-from ercot_fast.serve import grpc_health, reload, tls
+from ercot_fast.serve import fetcher, grpc_health, reload, tls
 from ercot_fast.serve.supervisor import ChildCall, Supervisor
 from ercot_fast.store.load import load_store, return_freed_memory
 from ercot_fast.store.shared import DRAINING, FLIGHT_SERVING, Publisher
@@ -114,6 +116,11 @@ class PriceService(BaseApplication):
             self.flight = Supervisor("Arrow Flight server", flight_server.serve, title="ercot-flight",
                                      on_change=lambda running: self.set_status(**{FLIGHT_SERVING: running}))
             self.children = [self.flight]
+            self.fetcher = None
+            if settings.fetch is not None:
+                self.fetcher = Supervisor("ERCOT fetcher", fetcher.serve, title="ercot-fetch")
+                self.children.append(self.fetcher)
+                self._fetch_args = (data_dir, settings.fetch, Counters(metrics_folder, "fetch") if settings.metrics else None)
             self.grpc_health = None
             if settings.health_addr:
                 self.grpc_health = Supervisor("gRPC health service", grpc_health.serve, title="ercot-health")
@@ -216,9 +223,10 @@ class PriceService(BaseApplication):
         return LiveApp(self._follower, self._build_app)
 
     def run(self):
-        """Start the Flight child (and the gRPC health child), then gunicorn;
-        whatever ends gunicorn (SIGTERM, Ctrl-C, a fatal error) also stops the
-        children and removes the shared store's files."""
+        """Start the Flight child (and the gRPC health child), then gunicorn,
+        whose arbiter starts the fetch child (``start_fetcher``); whatever ends
+        gunicorn (SIGTERM, Ctrl-C, a fatal error) also stops the children and
+        removes the shared store's files."""
         try:
             try:
                 self.flight.start(*self._flight_args)
@@ -247,6 +255,17 @@ class PriceService(BaseApplication):
                 for child in reversed(self.children):  # health first: it never outlives what it reports on
                     child.stop()
                 self.publisher.close()
+
+    def start_fetcher(self):
+        """Start the fetch child (``--fetch``), from the arbiter once its signal
+        handlers are in place: the child's SIGHUP after its first fetch must
+        find gunicorn's handler, not SIGHUP's default, which ends a process."""
+        if self.fetcher is None:
+            return
+        try:
+            self.fetcher.start(*self._fetch_args)
+        except ChildStartError as exc:
+            raise SystemExit(f"error: the fetcher cannot start: {exc.details}")
 
     def set_status(self, **changes):
         """Publish the master's status (``store.shared``: draining, Flight
@@ -381,6 +400,10 @@ class _Arbiter(Arbiter):
     ``--drain-seconds`` drains first (a second SIGTERM, or SIGINT, stops at once)."""
 
     _drain_until = None  # monotonic time the drain ends, while draining
+
+    def start(self):
+        super().start()
+        self.app.start_fetcher()
 
     def handle_hup(self):
         # NOTE: not gunicorn's reload, which replaces the workers and closes

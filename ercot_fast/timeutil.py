@@ -6,8 +6,8 @@ query bounds (absolute, relative to now, epoch ms) and formatting instants
 (``format_instant``, exact integer ms).
 """
 import datetime as dt
-import functools
 import re
+import time
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -82,7 +82,7 @@ def format_instant(ms, utc_offset_minutes=None):
 
 def now_ms():
     """The current instant, in ms since the epoch."""
-    return to_ms(dt.datetime.now(dt.timezone.utc))
+    return time.time_ns() // 1_000_000
 
 
 def day_date(day):
@@ -134,10 +134,24 @@ def parse_bound(text, name, end_of_day, now):
     ``now`` with an offset, ``today`` or ``yesterday``; ``now`` is the clock
     (UTC ms). A market day (a date, today, yesterday) means its first instant,
     or with ``end_of_day`` its last ms."""
+    fixed = _FIXED_BOUNDS[end_of_day]
+    bound = fixed.get(text)
+    if bound is not None:
+        return bound
     bound = _bound(text.strip(), name, end_of_day, now)
     if not _FIRST_MS <= bound.ms <= _LAST_MS:
         raise QueryError(f"{name} is out of range: {text!r}", f"give {name} in years 0001 to 9998")
+    if not bound.relative:
+        if len(fixed) >= _MAX_FIXED_BOUNDS:
+            fixed.clear()
+        fixed[text] = bound
     return bound
+
+
+# PERF: dashboards repeat the same bounds: text -> Bound of the bounds that do
+# not move with the clock, for a start (False) and an end (True); emptied when full
+_FIXED_BOUNDS = {False: {}, True: {}}
+_MAX_FIXED_BOUNDS = 4096
 
 
 def _bound(text, name, end_of_day, now):
@@ -181,7 +195,6 @@ def central_date(utc_ms):
     return (EPOCH + dt.timedelta(milliseconds=int(utc_ms))).astimezone(CENTRAL).date()
 
 
-@functools.lru_cache(maxsize=4096)  # PERF: dashboards repeat the same bounds
 def parse_instant(text, name, end_of_day):
     """Parse a query bound: RFC 3339 with an offset, or a bare date meaning the
     Central market day (its first instant, or with ``end_of_day`` its last ms)."""

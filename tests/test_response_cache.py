@@ -130,27 +130,45 @@ def recording_layer(seen):
 @pytest.mark.parametrize("cache_mb", [64, 0])
 @pytest.mark.parametrize("origin", [{}, {"Origin": "https://dash.example"}])
 def test_fast_path_answers_as_falcon_does(utc_store, cache_mb, origin):
-    """A repeated poll is answered in front of Falcon, byte for byte and header
-    for header as the Falcon resource answered it the first time; both pass
-    the seam."""
+    """An unconditional GET, seen for the first time or repeated, is answered
+    in front of Falcon, byte for byte and header for header as the Falcon
+    resource answers it (asked with an If-None-Match that does not match);
+    both pass the seam."""
     seen = []
     client = testing.TestClient(create_app(utc_store, cache_mb=cache_mb, layers=[recording_layer(seen)]))
     first = client.simulate_get("/api/prices", query_string=TILE, headers=origin)
     again = client.simulate_get("/api/prices", query_string=TILE, headers=origin)
-    assert seen == [("/api/prices", "200", FALCON), ("/api/prices", "200", FAST_PATH)]
-    assert (again.status, again.content) == (first.status, first.content)
-    assert sorted(again.headers.items()) == sorted(first.headers.items())
-    # conditional requests, new queries, errors and other routes still go through Falcon
+    by_falcon = client.simulate_get("/api/prices", query_string=TILE, headers={**origin, "If-None-Match": '"other"'})
+    assert seen == [("/api/prices", "200", FAST_PATH), ("/api/prices", "200", FAST_PATH), ("/api/prices", "200", FALCON)]
+    for answer in (first, again):
+        assert (answer.status, answer.content) == (by_falcon.status, by_falcon.content)
+        assert sorted(answer.headers.items()) == sorted(by_falcon.headers.items())
+    # new queries too; conditional requests, errors and other routes go through Falcon
     client.simulate_get("/api/prices", query_string=TILE, headers={"If-None-Match": again.headers["etag"]})
     client.simulate_get("/api/prices", query_string=TILE + "&tz=UTC")
     client.simulate_get("/api/prices", query_string="price_type=nope")
     client.simulate_get("/api/health")
-    assert seen[2:] == [
+    assert seen[3:] == [
         ("/api/prices", "304", FALCON),
-        ("/api/prices", "200", FALCON),
+        ("/api/prices", "200", FAST_PATH),
         ("/api/prices", "400", FALCON),
         ("/api/health", "200", FALCON),
     ]
+
+
+@pytest.mark.parametrize("query_string", [
+    "price_type=nope",  # a query error (400)
+    "start_date=2021-02-17&end_date=2021-02-17&hubs=HB_NORTH&price_type=da&format=csv&layout=sideways",
+    "",  # nothing asked
+])
+def test_fast_path_errors_are_falcons(utc_store, query_string):
+    """What the fast path cannot answer, Falcon answers through its error
+    handlers, exactly as when Falcon alone is asked (If-None-Match)."""
+    client = testing.TestClient(create_app(utc_store))
+    fast = client.simulate_get("/api/prices", query_string=query_string)
+    falcon_only = client.simulate_get("/api/prices", query_string=query_string, headers={"If-None-Match": '"x"'})
+    assert fast.status_code == 400 and (fast.status, fast.content) == (falcon_only.status, falcon_only.content)
+    assert sorted(fast.headers.items()) == sorted(falcon_only.headers.items())
 
 
 def test_layers_wrap_in_order_and_see_cors(utc_store):

@@ -1,5 +1,6 @@
 """The Falcon resources of the HTTP routes. Transports never read files:
 every answer comes from the in-memory store, through the query layer."""
+import contextlib
 import hashlib
 import json
 
@@ -27,6 +28,10 @@ _ACCEPTABLE = list(formats.MEDIA_TYPES)  # NOTE: best_match breaks ties by the f
 _COMPRESSED = (formats.JSON, formats.CSV)  # Arrow and Parquet bodies are binary: not compressed
 _MIN_CELL_BYTES = 2  # no format writes a price in fewer bytes: the floor of a body's size, before it is made
 _MB = 1024 * 1024
+_MAX_TAGS = 4096
+#: prices an answer may hold and still be made without the time limit's timer (far under a millisecond)
+UNTIMED_CELLS = 10_000
+_UNTIMED = contextlib.nullcontext()
 CACHE_HITS, CACHE_MISSES = ("ercot_fast_response_cache_hits", ()), ("ercot_fast_response_cache_misses", ())
 CACHE_HIT_BYTES, CACHE_BYTES = ("ercot_fast_response_cache_hit_bytes", ()), ("ercot_fast_response_cache_bytes", ())
 _TOO_LARGE_HINT = "ask for a shorter range, fewer settlement points or an aggregate, or use Arrow Flight for bulk pulls"
@@ -56,6 +61,11 @@ def answer_key(environ):
     return environ.get("QUERY_STRING", ""), environ.get("HTTP_ACCEPT"), environ.get("HTTP_ACCEPT_ENCODING")
 
 
+#: environ key: what the fast path (``api.fastpath``) met answering a GET, for
+#: Falcon to answer through its error handlers
+FAILED = "ercot_fast.failed"
+
+
 class PricesResource:
     """GET /api/prices. Bodies are a function of (loaded data, normalised
     query, representation) only, so the ETag is derived from those without
@@ -81,12 +91,16 @@ class PricesResource:
         self._deadline = Deadline(time_limit)
         self.prepared = PreparedAnswers()
         self.max_age = max_age
+        self._tags = {}  # what an ETag digests (all but the range) -> its digest, emptied when full
 
     def on_get(self, req, resp):
+        failed = req.env.get(FAILED)
+        if failed is not None:
+            raise failed
         key = answer_key(req.env)
         answer = self.prepared.get(key)
         if answer is None:
-            answer = self._prepare(req.params, req)
+            answer = self.prepare(req.params, req.get_header("Accept"), req.get_header("Accept-Encoding"))
             self._answer(req, resp, answer)
             self.prepared.remember(key, answer)  # NOTE: once answered: the fast path repeats only answers that can be given
             return
@@ -102,15 +116,16 @@ class PricesResource:
         if unknown:
             raise QueryError(f"unknown key{'s' if len(unknown) > 1 else ''} in the body: {', '.join(map(str, unknown))}",
                              f"the body takes {', '.join(BODY_KEYS)}")
-        self._answer(req, resp, self._prepare(params, req))
+        self._answer(req, resp, self.prepare(params, req.get_header("Accept"), req.get_header("Accept-Encoding")))
 
-    def _prepare(self, params, req):
+    def prepare(self, params, accept, accept_encoding):
+        """The Answer to the query ``params`` (HTTP parameters or a POST's
+        body) with these Accept and Accept-Encoding headers (None: absent)."""
         checked = parse_query(params, self._store, self._max_range_days, self._max_series)
-        format = _format(params, req.get_header("Accept"))
+        format = _format(params, accept)
         layout = _layout(params, format)
-        coding = encoding.negotiate(req.get_header("Accept-Encoding")) if format in _COMPRESSED else None
-        key = repr((checked, format, layout))
-        etag = f"{self._store.version}-{hashlib.blake2b(key.encode(), digest_size=8).hexdigest()}"
+        coding = encoding.negotiate(accept_encoding) if format in _COMPRESSED else None
+        etag = f"{self._store.version}-{self._digest(checked, format, layout)}-{checked.start_ms:x}-{checked.end_ms:x}"
         etag = f'"{etag}-{coding}"' if coding else f'"{etag}"'
         content = [("content-type", formats.FORMATS[format].media_type)]
         if format != formats.JSON:
@@ -120,6 +135,17 @@ class PricesResource:
         if expires is None:  # PERF: the whole header list, once
             headers.append(self._cache_control(self.max_age))
         return Answer(checked, format, layout, coding, etag, (checked, format, layout, coding), headers, content, expires)
+
+    def _digest(self, checked, format, layout):
+        """The digest of what an answer is but its range (PERF: a dashboard
+        polling new ranges of one query digests it once)."""
+        what = (checked._replace(start_ms=0, end_ms=0), format, layout)
+        digest = self._tags.get(what)
+        if digest is None:
+            if len(self._tags) >= _MAX_TAGS:
+                self._tags.clear()
+            digest = self._tags[what] = hashlib.blake2b(repr(what).encode(), digest_size=8).hexdigest()
+        return digest
 
     def _answer(self, req, resp, answer):
         match = req.if_none_match
@@ -159,7 +185,8 @@ class PricesResource:
         cached = cache.get(key) if cache is not None else None
         if cached is not None:
             return cached
-        with self._deadline:
+        # PERF: an answer of few prices is made in microseconds: no timer to set and clear
+        with self._deadline if answer.query.cells() > UNTIMED_CELLS else _UNTIMED:
             if answer.encoding is None:
                 made = (self._render(answer), None)
             else:
@@ -168,7 +195,6 @@ class PricesResource:
         if cache is not None:
             cache.put(key, made, len(made[0]))
         return made
-
 
     def _render(self, answer):
         """The plain body, refused (413) when over the size limit: at once

@@ -83,15 +83,19 @@ class PriceQuery(NamedTuple):
 
 def _text(params, name, required=True):
     value = params.get(name)
-    if isinstance(value, (list, tuple)):  # repeated HTTP parameter
-        value = ",".join(str(v) for v in value)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        if required:
-            raise QueryError(f"{name} is required", f"add {name}=... to the query")
-        return None
-    if not isinstance(value, str):
+    if type(value) is str:  # PERF: the common case first
+        value = value.strip()
+        if value:
+            return value
+    elif isinstance(value, (list, tuple)):  # repeated HTTP parameter
+        value = ",".join(str(v) for v in value).strip()
+        if value:
+            return value
+    elif value is not None:
         raise QueryError(f"{name} must be a string, not {type(value).__name__}", f"send {name} as text")
-    return value.strip()
+    if required:
+        raise QueryError(f"{name} is required", f"add {name}=... to the query")
+    return None
 
 
 def _names(params, name):
@@ -164,6 +168,8 @@ def _interval_ms(price_type, resolution):
 def _bound_text(params, name):
     """A bound's text; a JSON number (Flight, a POST body) is epoch ms."""
     value = params.get(name)
+    if type(value) is str:  # PERF: the common case first
+        return _text(params, name)
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     if value is not None and not isinstance(value, (str, list, tuple)):
@@ -174,6 +180,8 @@ def _bound_text(params, name):
 
 def _shaping(params):
     """(aggregate, stat, block) of the parameters, checked."""
+    if "aggregate" not in params and "stat" not in params and "block" not in params:
+        return None, None, None  # PERF: the intervals themselves, as most queries ask
     aggregate = choice(params, "aggregate", AGGREGATES)
     stat = choice(params, "stat", STATS)
     if stat is not None and aggregate is None:

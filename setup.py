@@ -13,7 +13,7 @@ from setuptools import Extension, setup
 # Each kernel is named explicitly: module name -> sources (the .pyx, then C it links).
 KERNELS = {
     "ercot_fast.kernels._search": ["ext/search.pyx"],
-    # shortest.c: repr of a double from Ryu's digits (ext/ryu/, vendored)
+    # shortest.c: repr of a double from Zmij's shortest decimal (ext/zmij/, vendored)
     "ercot_fast.kernels._jsonwrite": ["ext/jsonwrite.pyx", "ext/shortest.c"],
     "ercot_fast.kernels._aggregate": ["ext/aggregate.pyx"],
 }

@@ -34,8 +34,9 @@ cdef int32_t MAX_OFFSET_MIN = 24 * 60 - 1
 cdef double CENTS_LIMIT = 70368744177664.0
 cdef double TEN_THOUSANDTHS_LIMIT = 549755813888.0
 cdef extern from "shortest.h":
-    # Longest repr of a double: a sign, 17 digits, a point and "e-308",
-    # as in "-2.2250738585072014e-308"; the cents path writes at most 18.
+    # Room one double takes: its longest repr is 24 bytes, a sign, 17 digits,
+    # a point and "e-308" ("-2.2250738585072014e-308"), and shortest_repr
+    # stores up to 25 (see shortest.h); the cents path writes at most 18.
     int SHORTEST_MAX
     int shortest_repr(double f, char* result) noexcept nogil
 cdef Py_ssize_t MAX_PRICE_LEN = SHORTEST_MAX
@@ -315,7 +316,7 @@ cdef int write_column(Out* out, const double* values, const uint8_t* validity,
             memcpy(p, b"null", 4)
             p += 4
         else:
-            p += shortest_repr(x, p)  # repr(x), from Ryu's shortest digits (ext/shortest.c)
+            p += shortest_repr(x, p)  # repr(x), from Zmij's shortest decimal (ext/shortest.c)
     out.size = p - out.data
     return 0
 

@@ -131,7 +131,7 @@ def _edge_doubles():
 
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS)
 def test_shortest_digits_equal_repr_on_random_and_edge_doubles(impl):
-    """The kernel prints every double as repr does (Ryu's digits, CPython's layout): random bit
+    """The kernel prints every double as repr does (Zmij's digits, CPython's layout): random bit
     patterns over every exponent, random prices and means, and the edges."""
     rng = np.random.default_rng(20210216)
     patterns = rng.integers(0, 2**64, 200_000, dtype=np.uint64, endpoint=False).view(np.float64)

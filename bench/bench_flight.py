@@ -1,16 +1,20 @@
 """Quant pull over Arrow Flight: ours beside a bare pyarrow.flight server, one run.
 
 Question: how fast does every real-time 15-minute price of the demo data set
-(2019-2024, all 20 settlement points) reach a client, wide and long, and how
-close is that to a bare ``pyarrow.flight`` server streaming the same table
-already built in memory?
+(2019-2024) reach a client, wide and long, for every ticket kind (the whole
+data set, all 20 settlement points; a query ticket for 15 of them over the
+six years), and how close is that to a bare ``pyarrow.flight`` server
+streaming the same table already built in memory? And what do the opt-in
+IPC compressions (``"compression": "zstd"`` or ``"lz4"``) cost and save?
 
 - ours: ``ercot-fast serve`` as users run it (the Flight child of the gunicorn
-  master), ticket ``{"dataset": "real_time_15min", "layout": ...}`` through
+  master), tickets ``{"dataset": "real_time_15min", "layout": ...}`` and
+  ``{"start_date": ..., "hubs": [15 points], ...}`` through
   ``ercot_fast.client.PriceClient``;
 - bare: a minimal ``FlightServerBase`` (this script, ``--serve-bare``) whose
   do_get returns ``RecordBatchStream`` of a table built with plain pyarrow at
-  startup, chunked at the same batch bound.
+  startup, chunked at the same batch bound (compressed the same way for the
+  compressed pulls).
 
 Each pull is timed to the last byte (``read_all``: GB/s of Arrow buffers,
 rows/s, prices/s) and then to the DataFrame (``to_pandas``). The two servers
@@ -29,7 +33,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 
 import _harness as harness
-from ercot_fast import demo
+from ercot_fast import demo, timeutil
 from ercot_fast.client import PriceClient
 from ercot_fast.datasets import REAL_TIME_15MIN, settlement_point_order
 from ercot_fast.render import arrow
@@ -37,6 +41,8 @@ from ercot_fast.store.load import load_store
 
 RESULTS = harness.RESULTS / "flight.json"
 LAYOUTS = ("wide", "long")
+SUBSET = 15  # settlement points of the query tickets: the first 15 in the data's order
+COMPRESSIONS = ("zstd", "lz4")
 WARM_UP = 3
 
 
@@ -45,19 +51,24 @@ WARM_UP = 3
 
 def bare_tables(data_dir):
     """The same data as plain pyarrow tables, materialised once and chunked at
-    the same row bounds as ours."""
+    the same row bounds as ours: ``{ticket: (table, IPC options)}``, a ticket
+    being ``LAYOUT[ SUBSET][ COMPRESSION]``."""
     dataset = load_store(data_dir).datasets[REAL_TIME_15MIN]
     names = sorted(dataset.columns, key=settlement_point_order)
     times = pa.array(dataset.timestamps, type=pa.timestamp("ms", tz="UTC"))
-    wide = pa.table({"datetime": times, **{n: dataset.columns[n] for n in names}}).combine_chunks()
-    long = pa.concat_tables(
-        pa.table({"datetime": times, "hub": pa.repeat(n, len(times)), "price": dataset.columns[n]}) for n in names
-    ).combine_chunks()
-    wide_rows = arrow.rows_per_batch(8 * (1 + len(names)) + (len(names) + 7) // 8)
-    return {
-        b"wide": pa.Table.from_batches(wide.to_batches(max_chunksize=wide_rows)),
-        b"long": pa.Table.from_batches(long.to_batches(max_chunksize=arrow.MAX_BATCH_ROWS)),
-    }
+    tables = {}
+    for suffix, chosen in (("", names), (f" {SUBSET}", names[:SUBSET])):
+        wide = pa.table({"datetime": times, **{n: dataset.columns[n] for n in chosen}}).combine_chunks()
+        long = pa.concat_tables(
+            pa.table({"datetime": times, "hub": pa.repeat(n, len(times)), "price": dataset.columns[n]}) for n in chosen
+        ).combine_chunks()
+        wide_rows = arrow.rows_per_batch(8 * (1 + len(chosen)) + (len(chosen) + 7) // 8)
+        tables[f"wide{suffix}"] = pa.Table.from_batches(wide.to_batches(max_chunksize=wide_rows))
+        tables[f"long{suffix}"] = pa.Table.from_batches(long.to_batches(max_chunksize=arrow.MAX_BATCH_ROWS))
+    served = {name.encode(): (table, None) for name, table in tables.items()}
+    for compression in COMPRESSIONS:
+        served[f"long {compression}".encode()] = (tables["long"], pa.ipc.IpcWriteOptions(compression=compression))
+    return served
 
 
 class BareServer(flight.FlightServerBase):
@@ -66,7 +77,8 @@ class BareServer(flight.FlightServerBase):
         self.tables = tables
 
     def do_get(self, context, ticket):
-        return flight.RecordBatchStream(self.tables[ticket.ticket])
+        table, options = self.tables[ticket.ticket]
+        return flight.RecordBatchStream(table, options=options)
 
 
 def serve_bare(port, data_dir):
@@ -133,8 +145,20 @@ def race(readers, series, repeat):
     return entry
 
 
+def ipc_bytes(table, compression=None):
+    """Bytes of ``table`` as an Arrow IPC stream (what crosses the wire), compressed or not."""
+    sink = pa.BufferOutputStream()
+    options = pa.ipc.IpcWriteOptions(compression=compression) if compression else None
+    with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
+        writer.write_table(table)
+    return sink.getvalue().size
+
+
 def run(data_dir, repeat):
-    series = len(load_store(data_dir).datasets[REAL_TIME_15MIN].columns)
+    dataset = load_store(data_dir).datasets[REAL_TIME_15MIN]
+    series = len(dataset.columns)
+    subset = sorted(dataset.columns, key=settlement_point_order)[:SUBSET]
+    first, last = (timeutil.central_date(int(ms)).isoformat() for ms in (dataset.timestamps[0], dataset.timestamps[-1]))
     ours_addr, bare_port = harness.free_addr(), harness.free_port()
     server_cpus, client_cpus = harness.split_cpus()
     ours_command = harness.serve_command(data_dir, harness.free_addr(), ours_addr, 1, "--worker-class", "sync")
@@ -147,14 +171,42 @@ def run(data_dir, repeat):
         bare_client = flight.connect(f"grpc://{harness.HOST}:{bare_port}")
         wait_for(ours, prices._flight)
         wait_for(bare, bare_client)
-        readers = {
-            layout: {
+
+        def bare_read(ticket):
+            return lambda: bare_client.do_get(flight.Ticket(ticket.encode())).read_all()
+
+        readers = {}
+        for layout in LAYOUTS:
+            readers[f"dataset {layout}"] = {
                 "ours": lambda layout=layout: prices.dataset_table(REAL_TIME_15MIN, layout=layout),
-                "bare": lambda layout=layout: bare_client.do_get(flight.Ticket(layout.encode())).read_all(),
+                "bare": bare_read(layout),
             }
-            for layout in LAYOUTS
+            readers[f"query {layout}, {SUBSET} points"] = {
+                "ours": lambda layout=layout: prices.table(first, last, subset, "real_time", resolution="15min",
+                                                           layout=layout),
+                "bare": bare_read(f"{layout} {SUBSET}"),
+            }
+        for compression in COMPRESSIONS:
+            readers[f"dataset long, {compression}"] = {
+                "ours": lambda c=compression: prices.dataset_table(REAL_TIME_15MIN, layout="long", compression=c),
+                "bare": bare_read(f"long {compression}"),
+            }
+        results = {kind: race(pair, series if kind.startswith("dataset") else SUBSET, repeat)
+                   for kind, pair in readers.items()}
+        table = prices.dataset_table(REAL_TIME_15MIN, layout="long")
+    long = results["dataset long"]
+    plain = ipc_bytes(table)
+    results["compression"] = {
+        compression: {
+            "ipc_bytes": ipc_bytes(table, compression),
+            "ipc_bytes_uncompressed": plain,
+            "size_ratio": round(ipc_bytes(table, compression) / plain, 3),
+            "pull_seconds_median": results[f"dataset long, {compression}"]["ours"]["seconds_to_last_byte_median"],
+            "pull_seconds_median_uncompressed": long["ours"]["seconds_to_last_byte_median"],
         }
-        return {layout: race(readers[layout], series, repeat) for layout in LAYOUTS}
+        for compression in COMPRESSIONS
+    }
+    return results
 
 
 def report(args, results):
@@ -169,18 +221,24 @@ def report(args, results):
 
 
 def print_table(results):
-    print(f"{'layout':6} {'server':5} {'MB':>7} {'GB/s':>6} {'Mrows/s':>8} {'Mprices/s':>10} {'to DataFrame':>13}")
-    for layout, entry in results.items():
+    print(f"{'ticket':28} {'server':5} {'MB':>7} {'GB/s':>6} {'Mrows/s':>8} {'Mprices/s':>10} {'to DataFrame':>13}")
+    for kind, entry in results.items():
+        if kind == "compression":
+            continue
         for name in ("ours", "bare"):
             r = entry[name]
             print(
-                f"{layout:6} {name:5} {r['arrow_bytes'] / 1e6:7.1f} {r['gb_per_s']:6.2f} {r['rows_per_s'] / 1e6:8.2f} "
+                f"{kind:28} {name:5} {r['arrow_bytes'] / 1e6:7.1f} {r['gb_per_s']:6.2f} {r['rows_per_s'] / 1e6:8.2f} "
                 f"{r['prices_per_s'] / 1e6:10.2f} {r['seconds_to_dataframe_median'] * 1e3:10.1f} ms"
             )
         print(
-            f"{layout:6} ours/bare throughput: {entry['ratio_ours_to_bare_throughput_median']:.2f}x (medians), "
+            f"{kind:28} ours/bare throughput: {entry['ratio_ours_to_bare_throughput_median']:.2f}x (medians), "
             f"{entry['ratio_ours_to_bare_throughput_min']:.2f}x (best pulls)"
         )
+    for compression, entry in results["compression"].items():
+        print(f"{compression}: {entry['ipc_bytes'] / 1e6:.1f} MB of {entry['ipc_bytes_uncompressed'] / 1e6:.1f} MB "
+              f"({entry['size_ratio']:.2f}); pull {entry['pull_seconds_median'] * 1e3:.0f} ms, "
+              f"uncompressed {entry['pull_seconds_median_uncompressed'] * 1e3:.0f} ms")
 
 
 def main(argv=None):

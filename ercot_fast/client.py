@@ -59,23 +59,27 @@ class PriceClient:
     # --- Arrow tables --------------------------------------------------------
 
     def table(self, start_date, end_date, hubs=None, price_type="day_ahead", *, resolution=None, tz=None,
-              layout="long", aggregate=None, stat=None, block=None):
+              layout="long", aggregate=None, stat=None, block=None, compression=None):
         """Prices of ``hubs`` (settlement points, or ancillary products) from
         ``start_date`` to ``end_date``, both inclusive, as a ``pyarrow.Table``.
         Dates and times as in the HTTP API: ``2023-01-01`` (a Central market
         day), RFC 3339 (``2023-01-01T06:00:00Z``), an aware datetime, epoch
         milliseconds or ``now-24h``. ``block`` (``5x16``, ``onpeak``, ...)
         keeps a trading block's intervals; ``aggregate`` (``daily``,
-        ``monthly``, ...) gives one ``stat`` (``mean`` by default) per period."""
+        ``monthly``, ...) gives one ``stat`` (``mean`` by default) per period.
+        ``compression`` (``zstd`` or ``lz4``) has the server compress the
+        record batches (smaller on a slow network; pyarrow reads them as is)."""
         ticket = {"start_date": _text(start_date), "end_date": _text(end_date), "price_type": price_type}
-        options = {"resolution": resolution, "tz": tz, "aggregate": aggregate, "stat": stat, "block": block}
+        options = {"resolution": resolution, "tz": tz, "aggregate": aggregate, "stat": stat, "block": block,
+                   "compression": compression}
         return self.read(_with(ticket, hubs, layout, options))
 
-    def dataset_table(self, name, hubs=None, *, layout="long", aggregate=None, stat=None, block=None):
+    def dataset_table(self, name, hubs=None, *, layout="long", aggregate=None, stat=None, block=None, compression=None):
         """All of a data set (``day_ahead``, ``real_time``, ``real_time_15min``,
         ``ancillary_services``), every instant, optionally only ``hubs``, a
-        block or an aggregate of it."""
-        return self.read(_with({"dataset": name}, hubs, layout, {"aggregate": aggregate, "stat": stat, "block": block}))
+        block or an aggregate of it; ``compression`` as for ``table``."""
+        options = {"aggregate": aggregate, "stat": stat, "block": block, "compression": compression}
+        return self.read(_with({"dataset": name}, hubs, layout, options))
 
     def read(self, ticket):
         """The table of a raw ticket (a dict, JSON text or bytes)."""

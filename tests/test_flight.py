@@ -261,6 +261,22 @@ def test_both_resolutions(fl):
     assert min(intervals[32:36]) > 8900 and intervals[36:38] == [3210.81, 32.05]
 
 
+@pytest.mark.parametrize("compression", ["zstd", "lz4", "ZSTD"])
+@pytest.mark.parametrize("layout", ["long", "wide"])
+def test_compressed_batches_hold_the_same_table(fl, location, utc_store, compression, layout):
+    """``"compression"`` asks for IPC-compressed batches, of either ticket
+    kind: the client reads the same table as uncompressed (the default)."""
+    assert tickets.parse_ticket(json.dumps({**GOOD, "compression": compression}).encode(), utc_store).compression == \
+        compression.lower()
+    assert tickets.parse_ticket(json.dumps(GOOD).encode(), utc_store).compression is None
+    for params in (GOOD, {"dataset": "real_time_15min"}):
+        assert pull(fl, **params, layout=layout, compression=compression).equals(pull(fl, **params, layout=layout))
+    with ercot_client.PriceClient(location) as prices:
+        assert prices.dataset_table("day_ahead", compression=compression).equals(prices.dataset_table("day_ahead"))
+        assert prices.table("2020-11-01", "2020-11-01", ["HB_NORTH"], compression=compression, layout=layout).equals(
+            prices.table("2020-11-01", "2020-11-01", ["HB_NORTH"], layout=layout))
+
+
 def test_whole_data_set_tickets_take_hubs_and_layout(fl, utc_store):
     table = fl.do_get(ticket(dataset="real_time_15min", hubs=["HB_WEST", "HB_NORTH"], layout="wide")).read_all()
     dataset = utc_store.datasets[REAL_TIME_15MIN]
@@ -340,6 +356,8 @@ BAD_TICKETS = [
     (b'{"dataset": "nodal"}', "unknown data set 'nodal'", "use one of day_ahead, real_time"),
     (b'{"dataset": "day_ahead", "hubs": ["XX"]}', "unknown settlement point: XX", "available_hubs"),
     (b'{"dataset": "day_ahead", "start_date": "2020-01-01"}', "unknown key in the ticket: start_date", "a data set ticket takes dataset, hubs, aggregate, stat, block, layout"),
+    (b'{"dataset": "day_ahead", "compression": "brotli"}', "unknown compression 'brotli'", '"compression": "zstd" or "lz4"'),
+    (json.dumps({**GOOD, "compression": 9}).encode(), "unknown compression 9", "leave it out for uncompressed batches"),
 ]
 
 

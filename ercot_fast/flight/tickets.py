@@ -15,11 +15,14 @@ Two forms:
   (``b"ercot_prices"``) works as a ticket too.
 
 Both take ``"layout": "long"`` (the default) or ``"wide"`` (``render.arrow``),
-and ``aggregate``, ``stat`` and ``block`` as the HTTP API does (a trading
-block's intervals, or one value per Central-time period), and ``"part": [i, n]``:
+``aggregate``, ``stat`` and ``block`` as the HTTP API does (a trading
+block's intervals, or one value per Central-time period), ``"part": [i, n]``:
 the i-th (from 0) of n runs of consecutive instants of the answer, which is
 how ``get_flight_info`` spreads one pull over the replicas of
-``--flight-advertise`` (one endpoint per replica, each its own part).
+``--flight-advertise`` (one endpoint per replica, each its own part), and
+``"compression": "zstd"`` or ``"lz4"``: the record batches' bodies compressed
+in the Arrow IPC format (smaller on a slow network; off by default, as some
+clients, the Arrow JDBC driver among them, cannot read it).
 """
 import json
 
@@ -31,13 +34,14 @@ from ercot_fast.datasets import DATASETS, DAY_AHEAD
 from ercot_fast.errors import QueryError
 from ercot_fast.query import run
 from ercot_fast.query.parse import dataset_query, parse_query
-from ercot_fast.render.arrow import LAYOUTS, LONG, Selection
+from ercot_fast.render.arrow import COMPRESSIONS, LAYOUTS, LONG, Selection
 
 LEGACY_DESCRIPTOR = "ercot_prices"  # the older service's descriptor: the day-ahead data set
 DESCRIPTORS = DATASETS + (LEGACY_DESCRIPTOR,)
 SHAPING_KEYS = ("aggregate", "stat", "block")
-QUERY_KEYS = ("start_date", "end_date", "hubs", "price_type", "resolution", "tz", *SHAPING_KEYS, "layout", "part")
-DATASET_KEYS = ("dataset", "hubs", *SHAPING_KEYS, "layout", "part")
+QUERY_KEYS = ("start_date", "end_date", "hubs", "price_type", "resolution", "tz", *SHAPING_KEYS, "layout", "part",
+              "compression")
+DATASET_KEYS = ("dataset", "hubs", *SHAPING_KEYS, "layout", "part", "compression")
 MAX_PARTS = 256
 TICKET_HINT = (
     'send a JSON object: {"start_date": "2023-01-01", "end_date": "2023-01-31", '
@@ -60,6 +64,7 @@ def parse_ticket(raw, store, max_range_days=DEFAULT_MAX_RANGE_DAYS):
     if not isinstance(layout, str) or layout.strip().lower() not in LAYOUTS:
         raise QueryError(f"unknown layout {layout!r}", 'use "layout": "long" (the default) or "layout": "wide"')
     layout = layout.strip().lower()
+    compression = _compression(params.get("compression"))
     if "dataset" in params:
         _check_keys(params, DATASET_KEYS, "a data set ticket")
         name = params["dataset"]
@@ -72,7 +77,17 @@ def parse_ticket(raw, store, max_range_days=DEFAULT_MAX_RANGE_DAYS):
     result = run.run_query(store, checked)
     if "part" in params:
         result = _part(result, *_checked_part(params["part"]))
-    return Selection(result, layout, checked.tz)
+    return Selection(result, layout, checked.tz, compression)
+
+
+def _compression(value):
+    """A ticket's ``compression``: one of COMPRESSIONS, or None (absent or null)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or value.strip().lower() not in COMPRESSIONS:
+        raise QueryError(f"unknown compression {value!r}",
+                         'use "compression": "zstd" or "lz4", or leave it out for uncompressed batches')
+    return value.strip().lower()
 
 
 def dataset_ticket(name):

@@ -26,15 +26,19 @@ MAX_BATCH_BYTES = 8 << 20
 LONG = "long"
 WIDE = "wide"
 LAYOUTS = (LONG, WIDE)
+#: Arrow IPC body compressions a Flight ticket may ask for (None: uncompressed, the default)
+COMPRESSIONS = ("zstd", "lz4")
 
 
 @dataclasses.dataclass(frozen=True)
 class Selection:
-    """What to send: a query's result and how to lay it out."""
+    """What to send: a query's result, how to lay it out, and the IPC
+    compression of its record batches (one of COMPRESSIONS, or None)."""
 
     result: PriceResult
     layout: str = LONG
     tz: str = UTC
+    compression: str = None
 
 
 def result_schema(selection, synthetic=False):

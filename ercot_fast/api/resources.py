@@ -91,6 +91,7 @@ class PricesResource:
         self._deadline = Deadline(time_limit)
         self.prepared = PreparedAnswers()
         self.max_age = max_age
+        self._fixed_cache_control = self._cache_control(max_age)
         self._tags = {}  # what an ETag digests (all but the range) -> its digest, emptied when full
 
     def on_get(self, req, resp):
@@ -133,13 +134,13 @@ class PricesResource:
         headers = [("etag", etag), ("vary", "Accept, Accept-Encoding")]
         expires = checked.changes_at(timeutil.now_ms())
         if expires is None:  # PERF: the whole header list, once
-            headers.append(self._cache_control(self.max_age))
+            headers.append(self._fixed_cache_control)
         return Answer(checked, format, layout, coding, etag, (checked, format, layout, coding), headers, content, expires)
 
     def _digest(self, checked, format, layout):
         """The digest of what an answer is but its range (PERF: a dashboard
         polling new ranges of one query digests it once)."""
-        what = (checked._replace(start_ms=0, end_ms=0), format, layout)
+        what = (checked[0], checked[3:], format, layout)  # NOTE: PriceQuery's fields but start_ms, end_ms
         digest = self._tags.get(what)
         if digest is None:
             if len(self._tags) >= _MAX_TAGS:
@@ -213,8 +214,11 @@ class PricesResource:
             f"the answer would be {size}, over the limit of {self._max_bytes / _MB:g} MB for one HTTP answer", _TOO_LARGE_HINT)
 
 
+_FORMATS = tuple(formats.FORMATS)
+
+
 def _format(params, accept):
-    value = choice(params, "format", tuple(formats.FORMATS))
+    value = choice(params, "format", _FORMATS)
     if value is not None:
         return value
     if not accept:

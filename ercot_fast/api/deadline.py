@@ -8,7 +8,9 @@ microseconds. meinheld's greenlets and the sync worker compute answers in
 the worker's main thread, one at a time, so a process-wide timer is the
 request's own; gunicorn's threaded worker (HTTPS) answers in other threads,
 where the signal cannot be handled: there only gunicorn's worker timeout
-bounds a request.
+bounds a request. The prices resource sets no timer for an answer of few
+prices (``resources.UNTIMED_CELLS``): two system calls would cost more than
+making it.
 """
 import signal
 import threading

@@ -157,7 +157,7 @@ _MAX_FIXED_BOUNDS = 4096
 def _bound(text, name, end_of_day, now):
     if _EPOCH_MS.fullmatch(text):
         return Bound(int(text), False)
-    relative = _RELATIVE.fullmatch(text)
+    relative = _RELATIVE.fullmatch(text) if text[:1] in "nN" else None  # PERF: only "now..." can match
     if relative:
         return Bound(_shifted(now, *relative.groups()), True)
     if text.lower() in _DAY_WORDS:
@@ -200,7 +200,9 @@ def parse_instant(text, name, end_of_day):
     Central market day (its first instant, or with ``end_of_day`` its last ms)."""
     # NOTE: an unencoded "+05:00" in a URL arrives as " 05:00"; nothing else
     # can stand there, so the "+" is restored.
-    text = _SPACED_OFFSET.sub(r"+\1", text.strip())
+    text = text.strip()
+    if " " in text:  # PERF: the regular expression only where it can match
+        text = _SPACED_OFFSET.sub(r"+\1", text)
     try:
         if len(text) == 10:
             day = dt.date.fromisoformat(text)

@@ -127,14 +127,16 @@ def return_freed_memory():
 def _fingerprint(datasets):
     """A digest of every instant, series name and price: replicas that load
     the same data agree on it (it is the base of HTTP ETags)."""
-    digest = hashlib.blake2b(digest_size=8)
+    digest = hashlib.sha256()  # PERF: 2.5x blake2b's speed where the CPU has SHA instructions
     for name, dataset in sorted(datasets.items()):
         digest.update(name.encode())
         digest.update(dataset.timestamps)
         for series, array in sorted(dataset.columns.items()):
             digest.update(series.encode())
-            digest.update(array.to_numpy(zero_copy_only=False))  # nulls as NaN
-    return digest.hexdigest()
+            for buffer in array.buffers():  # PERF: validity and values as they are, no copy
+                if buffer is not None:
+                    digest.update(buffer)
+    return digest.hexdigest()[:16]
 
 
 def _contributions(table, file):
@@ -190,7 +192,9 @@ def _contributions(table, file):
             if not inside:
                 log.warning("%s: %d rows outside %s", relative, int(rows.sum()), _period_name(period))
             precedence = (inside, _FAMILY_RANK[file.kind.family], relative)
-            contributions.append(_contribution(target, precedence, utc[rows], {n: v[rows] for n, v in columns.items()}, relative))
+            # PERF: a year file's rows are all its own: no copy
+            rows_columns = columns if rows.all() else {n: v[rows] for n, v in columns.items()}
+            contributions.append(_contribution(target, precedence, utc[rows], rows_columns, relative))
     return contributions
 
 
@@ -223,6 +227,8 @@ def _period_name(period):
 
 def _contribution(dataset, precedence, timestamps, columns, relative):
     """Sort rows by instant; of duplicated instants keep the file's last row."""
+    if np.all(timestamps[1:] > timestamps[:-1]):  # PERF: sorted and unique already (a year file): no copy
+        return Contribution(dataset, precedence, timestamps, columns)
     order = np.argsort(timestamps, kind="stable")
     if np.any(order[1:] < order[:-1]):
         log.info("%s: rows not in time order (sorted)", relative)
@@ -242,54 +248,81 @@ def _merge(name, contributions, names):
         timestamps = np.unique(np.concatenate([p.timestamps for p in contributions]))
     else:
         timestamps = np.empty(0, dtype=np.int64)
-    columns = {}
     ranked = sorted(contributions, key=lambda p: p.precedence)  # lowest first: later ones overwrite
+    # PERF: where each contribution's rows go, found once for all its series: a
+    # slice when they are a run of the merged instants (a year file: a copy)
+    slots = [_slots(timestamps, piece.timestamps) for piece in ranked]
+    # PERF: no instant in two contributions (one file per year, as usual):
+    # every slot is written once, nothing needs the NaN fill or the precedence
+    disjoint = sum(len(p.timestamps) for p in ranked) == len(timestamps)
+    if not disjoint:
+        slots = [np.arange(len(timestamps))[where] for where in slots]
+    columns = {}
     for series in names:
-        merged = np.full(len(timestamps), np.nan)
-        for piece in ranked:
+        merged = np.empty(len(timestamps)) if disjoint else np.full(len(timestamps), np.nan)
+        for piece, where in zip(ranked, slots):
             values = piece.columns.get(series)
             if values is None:
-                continue
-            present = ~np.isnan(values)
-            merged[np.searchsorted(timestamps, piece.timestamps[present])] = values[present]
+                if disjoint:
+                    merged[where] = np.nan
+            elif disjoint:
+                merged[where] = values
+            else:
+                present = ~np.isnan(values)
+                merged[where[present]] = values[present]
         columns[series] = pa.array(merged, from_pandas=True)  # NaN -> null
     return Dataset(name, INTERVAL_MS[name], timestamps, columns)
 
 
-def hourly_means(timestamps, values):
-    """Hourly means of 15-minute prices: the mean of the hour's non-null
-    intervals, null when it has none. Returns (hour starts, means).
+def _slots(timestamps, instants):
+    """Where ``instants`` (sorted, unique, all in ``timestamps``) sit in
+    ``timestamps``: a slice when they are a run of it, else their indexes."""
+    if len(instants) == 0:
+        return slice(0, 0)
+    first = int(np.searchsorted(timestamps, instants[0]))
+    run = timestamps[first:first + len(instants)]
+    if len(run) == len(instants) and np.array_equal(run, instants):
+        return slice(first, first + len(instants))
+    return np.searchsorted(timestamps, instants)
+
+
+def hourly_means(timestamps, columns):
+    """Hourly means of 15-minute prices (``columns``: name -> float64 Arrow
+    array aligned with ``timestamps``): the mean of each hour's non-null
+    intervals, null when it has none. Returns (hour starts, name -> means).
 
     Prices in whole cents (all of ERCOT's) are summed exactly as integer
     cents and divided once, so a mean is the double nearest the true mean
     (12.935, not the 12.934999999999999 of a floating-point running sum).
     """
-    if len(timestamps) == 0:
-        return timestamps[:0], values[:0]
     hours = timestamps - timestamps % timeutil.MS_PER_HOUR  # Central offsets are whole hours
-    starts, first = np.unique(hours, return_index=True)
-    present = ~np.isnan(values)
-    cents = np.round(np.where(present, values, 0.0) * 100.0)
-    exact = bool(np.all(cents / 100.0 == np.where(present, values, 0.0))) and np.all(np.abs(cents) < 2**53 / 16)
-    counts = np.add.reduceat(present.astype(np.int64), first)
-    if exact:
-        sums = np.add.reduceat(cents.astype(np.int64), first)
-        scale = counts * 100
-    else:
-        sums = np.add.reduceat(np.where(present, values, 0.0), first)
-        scale = counts
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return starts, np.where(counts > 0, sums / np.maximum(scale, 1), np.nan)
+    starts, first = np.unique(hours, return_index=True)  # PERF: once for every series
+    means = {}
+    for name, array in columns.items():
+        values = array.to_numpy(zero_copy_only=False)
+        if len(values) == 0:
+            means[name] = values
+            continue
+        present = ~np.isnan(values)
+        values = np.where(present, values, 0.0)
+        cents = np.round(values * 100.0)
+        exact = bool(np.all(cents / 100.0 == values)) and np.all(np.abs(cents) < 2**53 / 16)
+        counts = np.add.reduceat(present, first, dtype=np.int64)
+        if exact:
+            sums = np.add.reduceat(cents.astype(np.int64), first)
+            scale = counts * 100
+        else:
+            sums = np.add.reduceat(values, first)
+            scale = counts
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means[name] = np.where(counts > 0, sums / np.maximum(scale, 1), np.nan)
+    return starts, means
 
 
 def _hourly_means_contribution(quarter_hourly):
     """Real-time hourly values computed from the 15-minute data set, at the
     lowest precedence: they fill only what no hourly file has."""
-    columns = {}
-    starts = np.empty(0, dtype=np.int64)
-    for series, array in quarter_hourly.columns.items():
-        values = array.to_numpy(zero_copy_only=False)
-        starts, columns[series] = hourly_means(quarter_hourly.timestamps, values)
+    starts, columns = hourly_means(quarter_hourly.timestamps, quarter_hourly.columns)
     return Contribution(REAL_TIME, (False, 0, ""), starts, columns)
 
 

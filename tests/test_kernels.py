@@ -2,6 +2,8 @@
 silent fallback when ERCOT_FAST_REQUIRE_EXT=1."""
 import importlib
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -33,3 +35,14 @@ def test_a_missing_kernel_fails_when_required(monkeypatch):
     module = kernels._load("ercot_fast.kernels._search")
     assert module.__name__ == "ercot_fast.kernels._search_py"
     assert kernels.COMPILED["ercot_fast.kernels._search"] is False
+
+
+def test_the_twins_can_be_chosen_where_the_kernels_load():
+    """ERCOT_FAST_KERNELS=python (what bench's "ours, pure-Python twins" runs):
+    every kernel is its twin, even with ERCOT_FAST_REQUIRE_EXT=1 (CI's)."""
+    env = {**os.environ, "ERCOT_FAST_KERNELS": "python", "ERCOT_FAST_REQUIRE_EXT": "1"}
+    code = ("from ercot_fast import kernels; print(sorted(set(kernels.COMPILED.values())), "
+            "kernels.slice_bounds.__module__, kernels.PriceTable.__module__, kernels.aggregate.__module__)")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["[False]", "ercot_fast.kernels._search_py", "ercot_fast.kernels._jsonwrite_py",
+                           "ercot_fast.kernels._aggregate_py"]

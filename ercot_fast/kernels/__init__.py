@@ -4,6 +4,8 @@ loaded, else its pure-Python twin with the same names and signatures
 
 ``ERCOT_FAST_REQUIRE_EXT=1`` turns a missing compiled module into an ImportError,
 so a broken build can never hide behind the twins (CI sets it).
+``ERCOT_FAST_KERNELS=python`` chooses the twins even where the compiled modules
+load: what the kernels buy, measured (``python -m bench``).
 """
 import importlib
 import logging
@@ -23,6 +25,9 @@ COMPILED = {}
 
 
 def _load(name):
+    if os.environ.get("ERCOT_FAST_KERNELS") == "python":
+        COMPILED[name] = False
+        return importlib.import_module(_PAIRS[name])
     try:
         module = importlib.import_module(name)
         COMPILED[name] = True

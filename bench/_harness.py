@@ -37,8 +37,16 @@ HUBS = ["HB_BUSAVG", "HB_HOUSTON", "HB_HUBAVG", "HB_NORTH", "HB_PAN", "HB_SOUTH"
 LOAD_ZONES = ["LZ_AEN", "LZ_CPS", "LZ_HOUSTON", "LZ_LCRA", "LZ_NORTH", "LZ_RAYBN", "LZ_SOUTH", "LZ_WEST"]
 DC_TIES = ["DC_E", "DC_L", "DC_N", "DC_R", "DC_S"]
 SETTLEMENT_POINTS = HUBS + LOAD_ZONES + DC_TIES  # the 20 of the demo data
-# The dashboards' tile (PERF.md): one week, two hubs, day-ahead, inside the demo data (2019-2024).
-TILE_QUERY = "start_date=2024-07-08&end_date=2024-07-14&hubs=HB_NORTH,HB_HOUSTON&price_type=day_ahead"
+# PERF.md's users, as query strings of /api/prices inside the demo data (2019-2024): the
+# dashboards' tile and page, the analyst's year, the quant's every 15-minute price
+QUERIES = {
+    "tile": "start_date=2024-07-08&end_date=2024-07-14&hubs=HB_NORTH,HB_HOUSTON&price_type=day_ahead",
+    "page": "start_date=2024-07-01&end_date=2024-07-31&hubs=HB_NORTH,HB_HOUSTON,HB_SOUTH,HB_WEST,HB_PAN"
+            "&price_type=combined",
+    "analyst": "start_date=2023-01-01&end_date=2023-12-31&price_type=day_ahead&hubs=" + ",".join(sorted(SETTLEMENT_POINTS)),
+    "quant": "start_date=2019-01-01&end_date=2024-12-31&price_type=real_time&resolution=15min&hubs="
+             + ",".join(sorted(SETTLEMENT_POINTS)),
+}
 
 
 @contextlib.contextmanager
@@ -126,6 +134,9 @@ def split_cpus(most=None):
         return None, None
     half = len(cpus) // 2
     return set(cpus[:half][:most]), set(cpus[half:][:most])
+
+
+SERVER_CPUS, CLIENT_CPUS = split_cpus(most=1)  # CPU 0 for the server under test, CPU 1 for the load
 
 
 def on_cpus(cpus):

@@ -13,7 +13,7 @@ import argparse
 import urllib.request
 
 import _harness as harness
-from bench_http import QUERIES, SERVER_CPUS, add_wrk_options, wrk
+from loadgen import add_wrk_options, wrk
 from ercot_fast.api import encoding
 from ercot_fast.demo import write_demo_data
 from ercot_fast.query.parse import parse_query
@@ -34,7 +34,7 @@ def body_of(url, coding):
 def compress_seconds(data_dir, repeat):
     """Best seconds to render the analyst pull's JSON, and to compress it with each coding."""
     store = load_store(data_dir)
-    params = dict(p.split("=", 1) for p in QUERIES["analyst"].split("&"))
+    params = dict(p.split("=", 1) for p in harness.QUERIES["analyst"].split("&"))
     body = render_json(store, parse_query(params, store))
     calls = {"render JSON": lambda: render_json(store, parse_query(params, store))}
     calls.update({f"compress {name}": (lambda coder=coder: coder(body)) for name, coder in encoding.CODERS.items()})
@@ -55,10 +55,10 @@ def main():
         for cache_mb in ("64", "0"):
             addr = harness.free_addr()
             command = harness.serve_command(data_dir, addr, harness.free_addr(), 1, "--response-cache-mb", cache_mb)
-            with harness.Server(f"ours, cache {cache_mb} MB", command, cpus=SERVER_CPUS) as server:
+            with harness.Server(f"ours, cache {cache_mb} MB", command, cpus=harness.SERVER_CPUS) as server:
                 server.wait_for_http(f"http://{addr}/api/health")
                 for fmt in FORMATS:
-                    url = f"http://{addr}/api/prices?{QUERIES['analyst']}&format={fmt}"
+                    url = f"http://{addr}/api/prices?{harness.QUERIES['analyst']}&format={fmt}"
                     for coding in CODINGS:
                         headers = [f"Accept-Encoding: {coding}"] if coding else []
                         size = len(body_of(url, coding))

@@ -15,7 +15,7 @@ import shlex
 import statistics
 
 import _harness as harness
-from bench_http import QUERIES, SERVER_CPUS, add_wrk_options, wrk
+from loadgen import add_wrk_options, wrk
 from ercot_fast.demo import write_demo_data
 
 OFF = "neither"
@@ -27,8 +27,8 @@ def measure(data_dir, options, log_file, args, cache_mb):
     addr = harness.free_addr()
     serve = harness.serve_command(data_dir, addr, harness.free_addr(), 1, "--response-cache-mb", cache_mb, *options)
     command = ["sh", "-c", f"exec {shlex.join(map(str, serve))} 2>>{shlex.quote(str(log_file))}"]
-    with harness.Server("ours", command, cpus=SERVER_CPUS) as server:
-        url = f"http://{addr}/api/prices?{QUERIES['tile']}"
+    with harness.Server("ours", command, cpus=harness.SERVER_CPUS) as server:
+        url = f"http://{addr}/api/prices?{harness.QUERIES['tile']}"
         server.wait_for_http(url)
         wrk(url, args.connections, args.warmup)
         before = session_cpu_seconds(server.proc.pid)

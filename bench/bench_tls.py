@@ -20,7 +20,7 @@ import sys
 import urllib.request
 
 import _harness as harness
-from bench_http import QUERIES, SERVER_CPUS, add_wrk_options, wrk
+from loadgen import add_wrk_options, wrk
 from ercot_fast.demo import write_demo_data
 
 sys.path.insert(0, str(harness.HERE.parent / "tests"))
@@ -44,14 +44,14 @@ def measure(data_dir, scratch, ca, variant, args, headers):
     if tls:
         options = [*options, "--tls-cert", ca.cert, "--tls-key", ca.key]
     serve = harness.serve_command(data_dir, addr, harness.free_addr(), 1, *options)
-    with harness.Server(variant, serve, cpus=SERVER_CPUS) as server:
+    with harness.Server(variant, serve, cpus=harness.SERVER_CPUS) as server:
         base = f"http{'s' if tls else ''}://{addr}"
         server.wait_until(lambda: _get(base + "/api/health", ca))
         if not nginx:
             return _wrk(base, ca, args, headers)
         port = harness.free_port()
         conf = throwaway_tls.nginx_conf(scratch, port, addr, ca.cert, ca.key)
-        with harness.Server("nginx", throwaway_tls.nginx_command(scratch, conf), cpus=SERVER_CPUS) as proxy:
+        with harness.Server("nginx", throwaway_tls.nginx_command(scratch, conf), cpus=harness.SERVER_CPUS) as proxy:
             base = f"https://{harness.HOST}:{port}"
             proxy.wait_until(lambda: _get(base + "/api/health", ca))
             return _wrk(base, ca, args, headers)
@@ -65,7 +65,7 @@ def _get(url, ca):
 
 def _wrk(base, ca, args, headers):
     """wrk's measure of the tile at ``base``, sending ``headers``, with the body's size."""
-    url = f"{base}/api/prices?{QUERIES['tile']}"
+    url = f"{base}/api/prices?{harness.QUERIES['tile']}"
     wrk(url, args.connections, args.warmup, headers=headers)
     return {**wrk(url, args.connections, args.duration, headers=headers), "body_bytes": len(_get(url, ca))}
 

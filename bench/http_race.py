@@ -2,8 +2,9 @@
 same query string repeated and a fresh one per request, at 1 and 64
 connections, one server at a time on CPU 0, the load generator on CPU 1.
 
-``run`` measures; ``check`` (``--quick``) asks each server each query once and
-compares the numbers with ours, so that the comparison is fair.
+Before it is measured, each server is asked each query it answers once and
+its numbers are compared with ours: every server answers the same numbers,
+so the comparison is fair (a difference stops the run).
 """
 import _harness as harness
 import loadgen
@@ -13,63 +14,55 @@ MODES = (("repeated", False), ("fresh", True))
 CONNECTIONS = (1, 64)
 
 
-def _each_server(data_dir, chosen):
-    """(server, HOST:PORT) of each of ``chosen``, started and ready in turn, stopped after."""
-    for server in chosen:
+def run(data_dir, chosen, generator, seconds, warmup, measured=tuple(harness.QUERIES), connections=CONNECTIONS):
+    """{server key: {query: {"instants", "body_bytes", "repeated"|"fresh": {connections: drive}}}}:
+    every query checked, those of ``measured`` driven (the hello-world server: one
+    path, measured once, under "tile")."""
+    expected, results = {}, {}
+    ordered = [servers.OURS] + [s for s in chosen if s.key != servers.OURS.key]  # ours first: the reference
+    for server in ordered:
         process, addr = servers.start(server, data_dir)
         with process:
             process.wait_for_http(f"http://{addr}{server.ready}")
-            yield server, addr
-
-
-def run(data_dir, chosen, seconds, warmup, generator):
-    """{server key: {query: {"repeated"|"fresh": {connections: measure}}}}, plus body bytes per query."""
-    results = {}
-    for server, addr in _each_server(data_dir, chosen):
-        results[server.key] = {}
-        for query in harness.QUERIES:
-            path = server.path(query)
-            if path is None:
-                continue
-            url = f"http://{addr}{path}"
-            entry = {"body_bytes": len(harness.http_get(url))}
-            loadgen.drive(url, max(CONNECTIONS), warmup, generator=generator)
-            for mode, fresh in MODES:
-                entry[mode] = {}
-                for connections in CONNECTIONS:
-                    measured = loadgen.drive(url, connections, seconds, fresh, generator)
-                    entry[mode][str(connections)] = measured
-                    print(f"  {server.label:<34} {query:<8} {mode:<8} c{connections:<3} "
-                          f"{measured['requests_per_s']:>9.0f} req/s  p50 {measured['p50_s'] * 1e3:8.2f} ms  "
-                          f"p99 {measured['p99_s'] * 1e3:8.2f} ms", flush=True)
-            results[server.key][query] = entry
-            if server.key == servers.HELLO.key:
-                break  # one answer, whatever the query
+            results[server.key] = {}
+            for query in harness.QUERIES:
+                path = server.path(query)
+                if path is None or (server.key == servers.HELLO.key and query != "tile"):
+                    continue
+                url = f"http://{addr}{path}"
+                body = harness.http_get(url)
+                entry = {"body_bytes": len(body)}
+                if server.key != servers.HELLO.key:
+                    entry["instants"] = _check(server, query, body, expected)
+                if query in measured:
+                    entry.update(_measure(server, query, url, generator, seconds, warmup, connections))
+                results[server.key][query] = entry
+        print(f"  {server.label}: answered {', '.join(results[server.key])} with ours' numbers", flush=True)
     return results
 
 
-def check(data_dir, chosen, generator):
-    """Each server asked each query once; raises unless every server's
-    numbers equal ours. Returns {server key: {query: instants}} and one
-    second of load on the tile per server (the load generator works)."""
-    expected, answered, problems = {}, {}, []
-    for server, addr in _each_server(data_dir, [servers.OURS] + [s for s in chosen if s.key != servers.OURS.key]):
-        answered[server.key] = {}
-        for query in harness.QUERIES:
-            path = server.path(query)
-            if path is None or server.key == servers.HELLO.key:
-                continue
-            series, instants = servers.numbers(server, harness.http_get(f"http://{addr}{path}"))
-            answered[server.key][query] = instants
-            if server.key == servers.OURS.key:
-                expected[query] = (series, instants)
-                continue
-            ours, ours_instants = expected[query]
-            if instants != ours_instants or series != {name: ours[name] for name in series} or not series:
-                problems.append(f"{server.label} answers {query} with other numbers than ours")
-        path = server.path("tile")
-        answered[server.key]["load"] = loadgen.drive(f"http://{addr}{path}", 1, 1, generator=generator)
-        print(f"  {server.label:<34} answered {', '.join(answered[server.key]) or 'its fixed body'}", flush=True)
-    if problems:
-        raise SystemExit("error: " + "; ".join(problems))
-    return answered
+def _check(server, query, body, expected):
+    """The count of instants of ``body``; raises SystemExit unless its numbers are ours'."""
+    series, instants = servers.numbers(server, body)
+    if server.key == servers.OURS.key:
+        expected[query] = (series, instants)
+    else:
+        ours, ours_instants = expected[query]
+        if not series or instants != ours_instants or any(series[name] != ours.get(name) for name in series):
+            raise SystemExit(f"error: {server.label} answers {query} with other numbers than ours: "
+                             "the comparison would not be fair")
+    return instants
+
+
+def _measure(server, query, url, generator, seconds, warmup, connections):
+    entry = {}
+    if warmup:
+        loadgen.drive(url, max(connections), warmup, generator=generator)
+    for mode, fresh in MODES:
+        entry[mode] = {}
+        for count in connections:
+            measured = loadgen.drive(url, count, seconds, fresh, generator)
+            entry[mode][str(count)] = measured
+            print(f"  {server.label:<34} {query:<8} {mode:<8} c{count:<3} {measured['requests_per_s']:>9.0f} req/s  "
+                  f"p50 {measured['p50_s'] * 1e3:8.2f} ms  p99 {measured['p99_s'] * 1e3:8.2f} ms", flush=True)
+    return entry

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, quote
 
 import _harness as harness
 
-HELLO_PATH = "/"
+HELLO_PATH = "/?ceiling=1"  # a query string for a fresh one to extend (&nonce=...)
 
 
 class HttpServer(NamedTuple):
@@ -84,7 +84,7 @@ def _roapi_path(query):
 
 
 OURS = HttpServer("ours", "ours (compiled kernels)", _ours(), "/api/ready", _prices)
-HELLO = HttpServer("hello_world", "hello-world Falcon (the ceiling)", _gunicorn("hello"), HELLO_PATH,
+HELLO = HttpServer("hello_world", "hello-world Falcon (the ceiling)", _gunicorn("hello"), "/",
                    lambda query: HELLO_PATH)
 SERVERS = (
     HELLO,

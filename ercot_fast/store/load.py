@@ -288,7 +288,7 @@ def _slots(timestamps, instants):
 
 def hourly_means(timestamps, columns):
     """Hourly means of 15-minute prices (``columns``: name -> float64 Arrow
-    array aligned with ``timestamps``): the mean of each hour's non-null
+    array aligned with ``timestamps``, as ``_merge`` builds them): the mean of each hour's non-null
     intervals, null when it has none. Returns (hour starts, name -> means).
 
     Prices in whole cents (all of ERCOT's) are summed exactly as integer
@@ -299,7 +299,7 @@ def hourly_means(timestamps, columns):
     starts, first = np.unique(hours, return_index=True)  # PERF: once for every series
     means = {}
     for name, array in columns.items():
-        values = array.to_numpy(zero_copy_only=False)
+        values = _values(array)
         if len(values) == 0:
             means[name] = values
             continue
@@ -317,6 +317,15 @@ def hourly_means(timestamps, columns):
         with np.errstate(invalid="ignore", divide="ignore"):
             means[name] = np.where(counts > 0, sums / np.maximum(scale, 1), np.nan)
     return starts, means
+
+
+def _values(array):
+    """The float64 values of an array ``_merge`` built, NaN where null, as numpy.
+
+    PERF: a view of its values buffer, not to_numpy's NaN-filled copy: the
+    merge wrote NaN under every null (``pa.array(merged, from_pandas=True)``
+    keeps the numpy buffer)."""
+    return np.frombuffer(array.buffers()[1], dtype=np.float64, count=len(array), offset=array.offset * 8)
 
 
 def _hourly_means_contribution(quarter_hourly):

@@ -57,6 +57,8 @@ def parse_args(argv):
                              "(default: ercot-fast-bench-scale in the system's temporary folder; 2,000 points: 1 GB)")
     parser.add_argument("--only", default=",".join(STEPS), help=f"steps to run, comma-separated (default {','.join(STEPS)})")
     parser.add_argument("--duration", type=int, default=DURATION, help=f"seconds per HTTP measurement (default {DURATION})")
+    parser.add_argument("--worker-class", choices=tuple(servers.WORKER_CLASSES), default="meinheld",
+                        help="the gunicorn worker class of every HTTP server (default meinheld)")
     parser.add_argument("--load-generator", choices=loadgen.GENERATORS,
                         help="wrk (the default when installed) or Python threads (the default without wrk)")
     args = parser.parse_args(argv)
@@ -75,12 +77,14 @@ def main(argv=None):
         print("wrk is not installed (Debian: apt-get install wrk): load from Python threads, slower than the "
               "servers it drives, so its requests/s are the generator's limit as much as the server's", flush=True)
     started = time.perf_counter()
+    servers.worker_class = args.worker_class
     chosen, missing = servers.available()
     for key, why in missing.items():
         print(f"{key}: {why}; left out", flush=True)
     run = {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "command": "python -m bench" + (" --quick" if args.quick else ""),
+        "command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),
+        "worker_class": args.worker_class,
         "machine": machine(generator),
         "quick": args.quick,
         "left_out": missing,
@@ -102,8 +106,9 @@ def main(argv=None):
             run["scale"] = scale.run(args.scale_cache, scratch, generator,
                                      points=scale.POINTS[:1] if args.quick else scale.POINTS, quick=args.quick)
     run["seconds"] = time.perf_counter() - started
-    written = report.write(run, Path(args.out_dir), f"{run['date'][:10]}-{socket.gethostname()}"
-                           + ("-quick" if args.quick else ""))
+    stem = "-".join([run["date"][:10], socket.gethostname()] + ([args.worker_class] if args.worker_class != "meinheld" else [])
+                    + (["quick"] if args.quick else []))
+    written = report.write(run, Path(args.out_dir), stem)
     print(f"done in {run['seconds']:.0f} s; wrote {', '.join(str(p) for p in written)}")
 
 

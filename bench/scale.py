@@ -4,7 +4,7 @@ workers: startup (the process started to ``/api/ready`` answering 200), PSS of
 all its processes (master, workers, Flight child: the sum of each one's
 ``/proc/PID/smaps_rollup`` Pss) once ready and after the load below, the
 tile's latency (a week of two points, a fresh query string per request), the
-pull's (a year of 20 points), and the Flight pull of every 15-minute and
+pull's (a year of 20 points, also fresh), and the Flight pull of every 15-minute and
 hourly price (each record batch dropped as it arrives: the client holds none).
 
 Baselines of the same run: the seconds pyarrow alone takes to read the same
@@ -102,9 +102,9 @@ def measure(data_dir, workers, scratch, generator, quick):
         startup = server.wait_for_http(f"http://{addr}/api/ready", timeout=600, interval=0.05)
         pss_ready = pss_bytes(server.proc.pid)
         tile = loadgen.drive(f"http://{addr}/api/prices?{TILE}", 1, 1 if quick else 2, True, generator)
-        pull_url = f"http://{addr}/api/prices?{PULL}"
-        harness.http_get(pull_url)
-        pulls = [harness.timed(lambda: harness.http_get(pull_url))[0] for _ in range(1 if quick else PULLS)]
+        pull_url = f"http://{addr}/api/prices?{PULL}&nonce="  # a fresh query string each: no cached answer
+        harness.http_get(f"{pull_url}0")
+        pulls = [harness.timed(lambda: harness.http_get(f"{pull_url}{i}"))[0] for i in range(1, 2 if quick else PULLS + 1)]
         nbytes, flight_seconds = _flight_pull(port)
         return {
             "workers": workers,

@@ -1,5 +1,6 @@
 """The HTTP servers measured side by side, on the same data, one gunicorn
-worker each (ROAPI: its own threads), and how each is asked PERF.md's queries.
+worker each of the same class (meinheld, or sync: ``worker_class``; ROAPI: its
+own threads), and how each is asked PERF.md's queries.
 
 - ours: ``ercot-fast serve`` as users run it (response cache on, the default),
   the compiled kernels; the same with the response cache off; the same with
@@ -33,9 +34,13 @@ class HttpServer(NamedTuple):
     env: dict = {}
 
 
+WORKER_CLASSES = {"meinheld": "meinheld.gmeinheld.MeinheldWorker", "sync": "sync"}  # ours' names -> gunicorn's
+worker_class = "meinheld"  # of every server under gunicorn (``python -m bench --worker-class``)
+
+
 def _ours(cache_mb=None):
     def command(addr, data_dir):
-        options = ["--worker-class", "meinheld"] + (["--response-cache-mb", str(cache_mb)] if cache_mb is not None else [])
+        options = ["--worker-class", worker_class] + (["--response-cache-mb", str(cache_mb)] if cache_mb is not None else [])
         return harness.serve_command(data_dir, addr, harness.free_addr(), 1, *options)
     return command
 
@@ -46,7 +51,7 @@ def _prices(query):
 
 def _gunicorn(app):
     def command(addr, data_dir):
-        return [harness.BIN / "gunicorn", "--chdir", harness.HERE, "-w", "1", "-k", "meinheld.gmeinheld.MeinheldWorker",
+        return [harness.BIN / "gunicorn", "--chdir", harness.HERE, "-w", "1", "-k", WORKER_CLASSES[worker_class],
                 "--no-control-socket", "-b", addr, f"baseline_apps:{app}"]
     return command
 

@@ -17,10 +17,12 @@ precedence that has a non-null value there. Precedence, highest first:
    depends on listing order); within one file the last row of a duplicated
    instant wins.
 """
+import concurrent.futures
 import ctypes
 import dataclasses
 import hashlib
 import logging
+import os
 import time
 
 import numpy as np
@@ -50,6 +52,7 @@ log = logging.getLogger(__name__)
 # file family -> precedence rank (rule 2: higher wins)
 _FAMILY_RANK = {INGESTED: 4, FLATTENED: 3, COMBINED_ANNUAL: 2, COMBINED_MONTHLY: 1}
 _TIME_COLUMNS = ("datetime_ts", "datetime")
+_PARALLEL_FROM = 64  # series: fewer are done in this thread (a pool costs more than it saves)
 
 
 @dataclasses.dataclass
@@ -257,8 +260,7 @@ def _merge(name, contributions, names):
     disjoint = sum(len(p.timestamps) for p in ranked) == len(timestamps)
     if not disjoint:
         slots = [np.arange(len(timestamps))[where] for where in slots]
-    columns = {}
-    for series in names:
+    def merge(series):
         merged = np.empty(len(timestamps)) if disjoint else np.full(len(timestamps), np.nan)
         for piece, where in zip(ranked, slots):
             values = piece.columns.get(series)
@@ -270,7 +272,9 @@ def _merge(name, contributions, names):
             else:
                 present = ~np.isnan(values)
                 merged[where[present]] = values[present]
-        columns[series] = pa.array(merged, from_pandas=True)  # NaN -> null
+        return pa.array(merged, from_pandas=True)  # NaN -> null
+
+    columns = _per_series(merge, names)
     return Dataset(name, INTERVAL_MS[name], timestamps, columns)
 
 
@@ -297,12 +301,10 @@ def hourly_means(timestamps, columns):
     """
     hours = timestamps - timestamps % timeutil.MS_PER_HOUR  # Central offsets are whole hours
     starts, first = np.unique(hours, return_index=True)  # PERF: once for every series
-    means = {}
-    for name, array in columns.items():
-        values = _values(array)
+    def mean(name):
+        values = _values(columns[name])
         if len(values) == 0:
-            means[name] = values
-            continue
+            return values
         present = ~np.isnan(values)
         values = np.where(present, values, 0.0)
         cents = np.round(values * 100.0)
@@ -315,8 +317,22 @@ def hourly_means(timestamps, columns):
             sums = np.add.reduceat(values, first)
             scale = counts
         with np.errstate(invalid="ignore", divide="ignore"):
-            means[name] = np.where(counts > 0, sums / np.maximum(scale, 1), np.nan)
-    return starts, means
+            return np.where(counts > 0, sums / np.maximum(scale, 1), np.nan)
+
+    return starts, _per_series(mean, columns)
+
+
+def _per_series(work, names):
+    """{name: work(name)} for each of ``names``, on every CPU.
+
+    PERF: numpy and Arrow let go of the GIL while they copy and compute, so
+    threads spread a large store's series over the cores (as pyarrow's
+    Parquet reader does)."""
+    names = list(names)
+    if len(names) < _PARALLEL_FROM:
+        return {name: work(name) for name in names}
+    with concurrent.futures.ThreadPoolExecutor(os.cpu_count()) as pool:
+        return dict(zip(names, pool.map(work, names)))
 
 
 def _values(array):

@@ -291,3 +291,31 @@ def test_missing_directory_is_a_clear_error(tmp_path):
 def test_empty_directory_loads_nothing(tmp_path):
     store = load_store(tmp_path)
     assert store.total_rows == 0 and store.settlement_points == ()
+
+
+def test_a_store_of_many_series_holds_every_price_of_its_files(tmp_path):
+    """Enough settlement points that the merge and the hourly means run on
+    every CPU (store.load._PARALLEL_FROM): two year files, nulls and a NaN in
+    the files, an hourly file overlapping the means, all as in the files."""
+    rng = np.random.default_rng(7)
+    points = [f"RN_{k:03d}" for k in range(80)]
+    expected = {}
+    for year in (2021, 2022):
+        prices = {p: np.round(rng.normal(30, 10, 8), 2) for p in points}
+        prices["RN_001"][2] = np.nan  # a NaN is missing, as a null is
+        columns = {"datetime_ts": quarter_hours((year, 6, 1), 8)}
+        columns.update({p: pa.array(v, mask=np.arange(8) == (k % 8) if k < 8 else None, from_pandas=True)
+                        for k, (p, v) in enumerate(prices.items())})
+        write(tmp_path / f"flattened/RT_prices_15min_{year}.parquet", columns)
+        expected[year] = {p: [None if v != v else v for v in columns[p].to_pylist()] for p in points}  # NaN: missing
+    write(tmp_path / "flattened/RT_prices_hourly_2022.parquet",
+          {"datetime_ts": naive((2022, 6, 1, 0)), "RN_005": [99.0]})
+    store = load_store(tmp_path)
+    quarter_hourly, hourly = store.datasets["real_time_15min"], store.datasets["real_time"]
+    assert len(quarter_hourly) == 16 and len(hourly) == 4
+    for point in points:
+        assert quarter_hourly.columns[point].to_pylist() == expected[2021][point] + expected[2022][point]
+    assert quarter_hourly.columns["RN_001"].null_count == 4  # a null and a NaN a year
+    first_hour = [v for v in expected[2021]["RN_042"][:4] if v is not None]
+    assert hourly.columns["RN_042"][0].as_py() == pytest.approx(sum(first_hour) / len(first_hour), rel=1e-15)
+    assert hourly.columns["RN_005"].to_pylist()[2] == 99.0  # the hourly file, before the means

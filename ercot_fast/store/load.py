@@ -63,7 +63,7 @@ class Contribution:
     dataset: str
     precedence: tuple
     timestamps: np.ndarray
-    columns: dict  # name -> float64 numpy array, NaN where missing
+    columns: dict  # name -> float64 Arrow array (null, or NaN, where missing)
 
 
 def load_store(data_dir):
@@ -182,7 +182,8 @@ def _contributions(table, file):
         if target is None:
             log.info("%s: ignored column %s", relative, field.name)
             continue
-        values = pc.cast(table.column(field.name), pa.float64()).to_numpy(zero_copy_only=False)
+        # PERF: kept as Arrow (the file's own buffers): the merge copies each value once
+        values = pc.cast(table.column(field.name), pa.float64()).combine_chunks()
         columns_by_dataset.setdefault(target, {})[name] = values
 
     in_period = _in_period(wallclock, period)
@@ -196,7 +197,7 @@ def _contributions(table, file):
                 log.warning("%s: %d rows outside %s", relative, int(rows.sum()), _period_name(period))
             precedence = (inside, _FAMILY_RANK[file.kind.family], relative)
             # PERF: a year file's rows are all its own: no copy
-            rows_columns = columns if rows.all() else {n: v[rows] for n, v in columns.items()}
+            rows_columns = columns if rows.all() else {n: v.filter(pa.array(rows)) for n, v in columns.items()}
             contributions.append(_contribution(target, precedence, utc[rows], rows_columns, relative))
     return contributions
 
@@ -241,8 +242,8 @@ def _contribution(dataset, precedence, timestamps, columns, relative):
     duplicates = len(timestamps) - int(last.sum())
     if duplicates:
         log.warning("%s: %d duplicate instants (last row kept)", relative, duplicates)
-    keep = order[last]
-    return Contribution(dataset, precedence, timestamps[last], {n: v[keep] for n, v in columns.items()})
+    keep = pa.array(order[last])
+    return Contribution(dataset, precedence, timestamps[last], {n: v.take(keep) for n, v in columns.items()})
 
 
 def _merge(name, contributions, names):
@@ -260,19 +261,28 @@ def _merge(name, contributions, names):
     disjoint = sum(len(p.timestamps) for p in ranked) == len(timestamps)
     if not disjoint:
         slots = [np.arange(len(timestamps))[where] for where in slots]
+    # PERF: one block for every series of the data set, each series a row of
+    # it: an allocation this large gets huge pages (numpy asks for them), so
+    # the first write of the values costs few page faults
+    block = np.empty((len(names), len(timestamps))) if disjoint else np.full((len(names), len(timestamps)), np.nan)
+    rows = dict(zip(names, block))
+
     def merge(series):
-        merged = np.empty(len(timestamps)) if disjoint else np.full(len(timestamps), np.nan)
+        merged = rows[series]
         for piece, where in zip(ranked, slots):
             values = piece.columns.get(series)
             if values is None:
                 if disjoint:
                     merged[where] = np.nan
             elif disjoint:
-                merged[where] = values
+                merged[where] = _values(values)
+                if values.null_count:  # what lies under a null in the file's buffer is no price
+                    merged[where] = np.where(_nulls(values), np.nan, merged[where])
             else:
+                values = values.to_numpy(zero_copy_only=False)
                 present = ~np.isnan(values)
                 merged[where[present]] = values[present]
-        return pa.array(merged, from_pandas=True)  # NaN -> null
+        return pa.array(merged, from_pandas=True)  # NaN -> null; a view of the block
 
     columns = _per_series(merge, names)
     return Dataset(name, INTERVAL_MS[name], timestamps, columns)
@@ -336,18 +346,23 @@ def _per_series(work, names):
 
 
 def _values(array):
-    """The float64 values of an array ``_merge`` built, NaN where null, as numpy.
+    """The values buffer of a float64 Arrow array as numpy, whatever lies
+    under its nulls (NaN in the arrays ``_merge`` builds: it wrote NaN there).
 
-    PERF: a view of its values buffer, not to_numpy's NaN-filled copy: the
-    merge wrote NaN under every null (``pa.array(merged, from_pandas=True)``
-    keeps the numpy buffer)."""
+    PERF: a view, not to_numpy's NaN-filled copy."""
     return np.frombuffer(array.buffers()[1], dtype=np.float64, count=len(array), offset=array.offset * 8)
+
+
+def _nulls(array):
+    """A numpy bool mask of the nulls of an Arrow array."""
+    return array.is_null().to_numpy(zero_copy_only=False)
 
 
 def _hourly_means_contribution(quarter_hourly):
     """Real-time hourly values computed from the 15-minute data set, at the
     lowest precedence: they fill only what no hourly file has."""
-    starts, columns = hourly_means(quarter_hourly.timestamps, quarter_hourly.columns)
+    starts, means = hourly_means(quarter_hourly.timestamps, quarter_hourly.columns)
+    columns = {name: pa.array(values) for name, values in means.items()}  # NaN where no mean: missing
     return Contribution(REAL_TIME, (False, 0, ""), starts, columns)
 
 

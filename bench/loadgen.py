@@ -16,6 +16,7 @@ import statistics
 import subprocess
 import threading
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import _harness as harness
@@ -56,7 +57,9 @@ def wrk(url, connections, duration, script=None, headers=()):
     ).stdout
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
-        raise RuntimeError(f"{url}: {errors.group(1)} error responses\n{out}")
+        requests = re.search(r"(\d+) requests in", out)
+        raise RuntimeError(f"{errors.group(1)} of {requests.group(1) if requests else '?'} answers were errors "
+                           f"(wrk -c{connections}{' with ' + Path(script).name if script else ''})\n{out}")
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return {
         "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
@@ -100,10 +103,10 @@ def python_load(url, connections, seconds, fresh=False):
                 response = conn.getresponse()
                 response.read()
                 if not 200 <= response.status < 400:
-                    problems.append(f"{url}: answered {response.status}")
+                    problems.append(f"answered {response.status}")
                 mine.append(time.perf_counter() - started)
         except OSError as exc:
-            problems.append(f"{url}: {exc}")
+            problems.append(f"{exc}")
         finally:
             conn.close()
             latencies.extend(mine)  # list.extend is atomic under the GIL
@@ -116,6 +119,6 @@ def python_load(url, connections, seconds, fresh=False):
         thread.join()
     elapsed = time.perf_counter() - started
     if problems:
-        raise RuntimeError(problems[0])
+        raise RuntimeError(f"{problems[0]} (Python load, {connections} connections)")
     cuts = statistics.quantiles(latencies, n=100, method="inclusive") if len(latencies) > 1 else latencies * 99
     return {"requests_per_s": len(latencies) / elapsed, "p50_s": cuts[49], "p99_s": cuts[98], "socket_errors": 0}

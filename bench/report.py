@@ -84,17 +84,24 @@ def _http_tables(http, charts):
             continue
         head = " | ".join(f"{mode}, {count} conn." for mode, count in columns)
         lines += [f"**{query}** ({rows[0][1]['body_bytes'] / 1000:,.1f} kB, {rows[0][1]['instants']:,} instants)", "",
-                  f"| server | {head} | p50 / p99, {columns[-1][0]} {columns[-1][1]} conn. |",
+                  f"| server | {head} | p50 / p99, {columns[-1][0]}, most conn. |",
                   "|---|" + "---:|" * (len(columns) + 1)]
         for key, entry in rows:
             cells = []
             for mode, count in columns:
+                if count not in entry[mode]:
+                    cells.append("")  # not measured at that load (http_race.ONE_AT_A_TIME)
+                    continue
+                if "error" in entry[mode][count]:
+                    cells.append(f"failed: {entry[mode][count]['error']}")
+                    continue
                 rate = entry[mode][count]["requests_per_s"]
                 base = ceiling.get(mode, {}).get(count, {}).get("requests_per_s")
                 cells.append(f"{rate:,.0f} ({rate / base:.2f})" if base else f"{rate:,.0f}")
-            last = entry[columns[-1][0]][columns[-1][1]]
-            lines.append(f"| {_label(key)} | " + " | ".join(cells)
-                         + f" | {last['p50_s'] * 1e3:.2f} / {last['p99_s'] * 1e3:.2f} ms |")
+            mode = columns[-1][0]
+            last = entry[mode][max(entry[mode], key=int)]
+            latency = f"{last['p50_s'] * 1e3:.2f} / {last['p99_s'] * 1e3:.2f} ms" if "p50_s" in last else ""
+            lines.append(f"| {_label(key)} | " + " | ".join(cells) + f" | {latency} |")
         lines.append("")
     if ceiling:
         cells = " | ".join(f"{ceiling[mode][count]['requests_per_s']:,.0f}" for mode, count in columns)
@@ -115,8 +122,10 @@ def _http_ratios(http, columns):
                         ("straightforward", "ours / straightforward numpy + orjson"), ("roapi", "ours / ROAPI")):
         for query, entry in http.get(other, {}).items():
             if query in ours and columns[0][0] in entry and columns[0][0] in ours[query]:
-                ratios = [ours[query][m][c]["requests_per_s"] / entry[m][c]["requests_per_s"] for m, c in columns]
-                lines.append(f"| {what}, {query} | " + " | ".join(f"{r:.2f}" for r in ratios) + " |")
+                ratios = [f"{ours[query][m][c]['requests_per_s'] / entry[m][c]['requests_per_s']:.2f}"
+                          if "requests_per_s" in entry[m].get(c, {}) and "requests_per_s" in ours[query][m].get(c, {})
+                          else "" for m, c in columns]
+                lines.append(f"| {what}, {query} | " + " | ".join(ratios) + " |")
     return lines + [""]
 
 
@@ -142,8 +151,8 @@ def _scale_table(curve, charts):
              "every price, against the bytes of the arrays served (target <= 1.3x + 300 MB). Tile: a week of "
              "two points, a fresh query string per request, p50; pull: a year of 20 points, 15-minute.", "",
              "| points | Parquet | arrays | pyarrow read | workers | startup | startup / read | PSS (ready) | PSS | "
-             "PSS / arrays | targets | tile p50 | pull | Flight GB/s |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|"]
+             "PSS / arrays | targets | master's peak | tile p50 | pull | Flight GB/s |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
     for points, entry in curve.items():
         for run in entry["runs"]:
             met = ("startup " + ("met" if run["startup_target_met"] else "**not met**") + ", PSS "
@@ -152,7 +161,7 @@ def _scale_table(curve, charts):
                 f"| {int(points):,} | {entry['parquet_bytes'] / MiB:,.0f} MiB | {run['arrays_bytes'] / MiB:,.0f} MiB | "
                 f"{entry['read_s']:.1f} s | {run['workers']} | {run['startup_s']:.1f} s | **{run['startup_vs_read']:.2f}x** | "
                 f"{run['pss_ready_bytes'] / MiB:,.0f} MiB | {run['pss_bytes'] / MiB:,.0f} MiB | **{run['pss_vs_arrays']:.2f}x** | "
-                f"{met} | {run['tile_p50_s'] * 1e3:.2f} ms | {run['pull_s'] * 1e3:.0f} ms | {run['flight_gb_per_s']:.2f} |")
+                f"{met} | {run['master_peak_rss_bytes'] / GiB:.1f} GiB | {run['tile_p50_s'] * 1e3:.2f} ms | {run['pull_s'] * 1e3:.0f} ms | {run['flight_gb_per_s']:.2f} |")
     lines.append("")
     if "scale" in charts:
         lines += [f"![scale]({charts['scale']})", ""]
@@ -184,7 +193,7 @@ def _http_chart(http, path):
     figure, axes = plt.subplots(1, len(queries), figsize=(4.5 * len(queries), 4), squeeze=False)
     for axis, query in zip(axes[0], queries):
         keys = [k for k, entries in http.items() if "repeated" in entries.get(query, {})]
-        values = [[http[k][query][m][c]["requests_per_s"] for k in keys] for m, c in columns]
+        values = [[http[k][query][m].get(c, {}).get("requests_per_s", float("nan")) for k in keys] for m, c in columns]
         _bars(axis, [_label(k) for k in keys], [f"{m}, {c} conn." for m, c in columns], values, "requests/s")
         axis.set_title(query)
     axes[0][0].legend(fontsize=7)
@@ -199,10 +208,10 @@ def _latency_chart(http, path):
     for axis, query in zip(axes[0], queries):
         keys = [k for k, entries in http.items() if "repeated" in entries.get(query, {})]
         series, values = [], []
-        for mode, count in columns:
+        for mode, count in columns:  # a load not measured (quant at 64) has no bar
             for stat in ("p50", "p99"):
                 series.append(f"{stat}, {mode}, {count} conn.")
-                values.append([http[k][query][mode][count][f"{stat}_s"] * 1e3 for k in keys])
+                values.append([http[k][query][mode].get(count, {}).get(f"{stat}_s", float("nan")) * 1e3 for k in keys])
         _bars(axis, [_label(k) for k in keys], series, values, "ms")
         axis.set_title(f"{query}: latency")
     axes[0][0].legend(fontsize=6)

@@ -7,7 +7,8 @@ tile's latency (a week of two points, a fresh query string per request), the
 pull's (a year of 20 points, also fresh), and the Flight pull of every 15-minute and
 hourly price (each record batch dropped as it arrives: the client holds none).
 
-Baselines of the same run: the seconds pyarrow alone takes to read the same
+The master's peak RSS (VmHWM: loading, before it hands memory back) says
+where this machine's limit is. Baselines of the same run: the seconds pyarrow alone takes to read the same
 Parquet files (in a fresh process, after its imports), and the bytes of the
 arrays served (the snapshot files every process maps). Targets (issue
 "One-command benchmark"): startup within 2x the read, PSS within 1.3x the
@@ -70,6 +71,14 @@ def pss_bytes(pid):
     return total
 
 
+def peak_rss_bytes(pid):
+    """The most memory ``pid`` has held at once (VmHWM): the master's is its load's peak."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise KeyError("VmHWM")
+
+
 def arrays_bytes(runtime_dir):
     """Bytes of the snapshot files (the arrays every process maps) under ``runtime_dir``."""
     return sum(path.stat().st_size for path in Path(runtime_dir).rglob("store-*/*.arrow"))
@@ -112,6 +121,7 @@ def measure(data_dir, workers, scratch, generator, quick):
             "pss_ready_bytes": pss_ready,
             "pss_bytes": pss_bytes(server.proc.pid),
             "processes": len(tree(server.proc.pid)),
+            "master_peak_rss_bytes": peak_rss_bytes(server.proc.pid),
             "arrays_bytes": arrays_bytes(runtime),
             "tile_p50_s": tile["p50_s"],
             "tile_p99_s": tile["p99_s"],

@@ -18,8 +18,10 @@ import contextlib
 import statistics
 
 import _harness as harness
-from bench_http import SERVER_CPUS, UNIQUE, add_wrk_options, gunicorn, ours, price_path, wrk
+import servers as bench_servers
 from bench_observe import session_cpu_seconds
+from loadgen import UNIQUE, add_wrk_options, wrk
+from servers import price_path
 from ercot_fast.demo import write_demo_data
 
 SHIFTED = str(harness.HERE / "shifted_range.lua")
@@ -32,9 +34,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_wrk_options(parser)
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the servers (default 3)")
-    parser.add_argument("--worker-class", default="meinheld")  # bench_http.gunicorn's
+    parser.add_argument("--worker-class", default="meinheld", choices=tuple(bench_servers.WORKER_CLASSES))
     parser.add_argument("--out", default=str(harness.RESULTS / "first_seen.json"))
     args = parser.parse_args()
+    bench_servers.worker_class = args.worker_class
     runs = {"hello_world": [("/", None)]}
     for name in ("cache_off", "cache_on"):
         runs[name] = [(price_path("tile"), None), (price_path("tile"), UNIQUE), (SHIFTED_PATH, SHIFTED)]
@@ -44,8 +47,8 @@ def main():
         addrs, servers = {}, {}
         for name, cache_mb in SERVERS.items():
             addr = addrs[name] = harness.free_addr()
-            command = gunicorn(args, "hello", addr) if cache_mb is None else ours(args, data_dir, cache_mb, addr)
-            server = servers[name] = stack.enter_context(harness.Server(name, command, cpus=SERVER_CPUS))
+            command = (bench_servers.HELLO.command if cache_mb is None else bench_servers.ours_command(cache_mb))(addr, data_dir)
+            server = servers[name] = stack.enter_context(harness.Server(name, command, cpus=harness.SERVER_CPUS))
             server.wait_for_http(f"http://{addr}/" if cache_mb is None else f"http://{addr}/api/health")
         for round_ in range(args.rounds):
             for name, paths in runs.items():

@@ -29,7 +29,7 @@ import tempfile
 
 import _harness as harness
 
-TILE = harness.TILE_QUERY
+TILE = harness.QUERIES["tile"]
 HTTP_CASES = ["hello", "repeated", "nonce", "shifted", "repeated bare", "nonce bare", "repeated cache-off",
               "nonce cache-off", "shifted cache-off"]
 JSON_CASES = ["kernel", "kernel_stamps", "orjson", "orjson_stamps"]

@@ -38,14 +38,17 @@ WORKER_CLASSES = {"meinheld": "meinheld.gmeinheld.MeinheldWorker", "sync": "sync
 worker_class = "meinheld"  # of every server under gunicorn (``python -m bench --worker-class``)
 
 
-def _ours(cache_mb=None):
+def ours_command(cache_mb=None):
+    """(addr, data_dir) -> ``ercot-fast serve``, one worker of ``worker_class``, its response cache ``cache_mb`` MB
+    (None: the default)."""
     def command(addr, data_dir):
         options = ["--worker-class", worker_class] + (["--response-cache-mb", str(cache_mb)] if cache_mb is not None else [])
         return harness.serve_command(data_dir, addr, harness.free_addr(), 1, *options)
     return command
 
 
-def _prices(query):
+def price_path(query):
+    """The path of PERF.md's ``query`` on /api/prices."""
     return f"/api/prices?{harness.QUERIES[query]}"
 
 
@@ -57,7 +60,7 @@ def _gunicorn(app):
 
 
 def _straightforward_path(query):
-    return None if query == "page" else _prices(query)  # no combined DA + RT + AS: that is ours' alone
+    return None if query == "page" else price_path(query)  # no combined DA + RT + AS: that is ours' alone
 
 
 def _roapi_command(addr, data_dir):
@@ -88,19 +91,19 @@ def _roapi_path(query):
             f"&filter%5Bdatetime_ts%5Dgte={iso(start)}&filter%5Bdatetime_ts%5Dlte={iso(end)}")
 
 
-OURS = HttpServer("ours", "ours (compiled kernels)", _ours(), "/api/ready", _prices)
+OURS = HttpServer("ours", "ours (compiled kernels)", ours_command(), "/api/ready", price_path)
 HELLO = HttpServer("hello_world", "hello-world Falcon (the ceiling)", _gunicorn("hello"), "/",
                    lambda query: HELLO_PATH)
 SERVERS = (
     HELLO,
     OURS,
-    HttpServer("ours_cache_off", "ours, response cache off", _ours(cache_mb=0), "/api/ready",
-               lambda query: _prices(query) if query in ("tile", "analyst") else None),
-    HttpServer("ours_twins", "ours, pure-Python twins", _ours(), "/api/ready",
-               lambda query: None if query == "quant" else _prices(query),  # the twins take seconds a pull
+    HttpServer("ours_cache_off", "ours, response cache off", ours_command(cache_mb=0), "/api/ready",
+               lambda query: price_path(query) if query in ("tile", "analyst") else None),
+    HttpServer("ours_twins", "ours, pure-Python twins", ours_command(), "/api/ready",
+               lambda query: None if query == "quant" else price_path(query),  # the twins take seconds a pull
                {"ERCOT_FAST_KERNELS": "python"}),
     HttpServer("straightforward", "straightforward numpy + orjson", _gunicorn("straightforward"),
-               _prices("tile"), _straightforward_path),
+               price_path("tile"), _straightforward_path),
     HttpServer("roapi", "ROAPI", _roapi_command, "/api/schema", _roapi_path),
 )
 

@@ -64,6 +64,7 @@ def cmd_serve(args):
     try:
         service = _start(args)
         startup.check()
+        service.signal_while_starting = lambda: startup.received
         service.run()  # NOTE: the startup handlers stay until gunicorn's arbiter takes the signals (children start first)
     except KeyboardInterrupt:
         startup.check()

@@ -256,6 +256,11 @@ class PriceService(BaseApplication):
                     child.stop()
                 self.publisher.close()
 
+    def signal_while_starting(self):
+        """The stop signal that came before gunicorn took the signals, or None
+        (the command sets this to its startup handler's)."""
+        return None
+
     def start_fetcher(self):
         """Start the fetch child (``--fetch``), from the arbiter once its signal
         handlers are in place: the child's SIGHUP after its first fetch must
@@ -403,6 +408,12 @@ class _Arbiter(Arbiter):
 
     def start(self):
         super().start()
+        # a stop signal that came while the children started (remembered by the
+        # command's startup handler, which a fork's at-fork hooks may swallow) is
+        # handled as if it came now, gunicorn's handlers in place
+        received = self.app.signal_while_starting()
+        if received is not None:
+            self.signal(received, None)
         self.app.start_fetcher()
 
     def handle_hup(self):

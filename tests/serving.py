@@ -53,12 +53,15 @@ class Served:
         self.base = f"http{'s' if tls else ''}://127.0.0.1:{self.port}"
         self.flight_port = flight_port or free_port()
         self.flight_location = f"grpc{'+tls' if tls else ''}://127.0.0.1:{self.flight_port}"
+        self.stream_port = free_port()
+        self.stream_base = f"http{'s' if tls else ''}://127.0.0.1:{self.stream_port}"
         self.context = None
         if tls:
             args = [*args, "--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
             self.context = ssl.create_default_context(cafile=tls.ca)
         env = {**os.environ, **env}
-        for variable, flag, port in (("JSON_ADDR", "--json-addr", self.port), ("FLIGHT_ADDR", "--flight-addr", self.flight_port)):
+        for variable, flag, port in (("JSON_ADDR", "--json-addr", self.port), ("FLIGHT_ADDR", "--flight-addr", self.flight_port),
+                                     ("STREAM_ADDR", "--stream-addr", self.stream_port)):
             if variable in env:  # the address comes from the environment
                 env[variable] = f"127.0.0.1:{port}"
             else:

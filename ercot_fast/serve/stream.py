@@ -23,6 +23,8 @@ import logging
 import os
 import threading
 
+from aiohttp import web
+
 from ercot_fast.access.keys import ApiKeys, presented
 from ercot_fast.api import events, guard
 from ercot_fast.api.app import HINTS
@@ -43,6 +45,7 @@ _EVENT_STREAM_HEADERS = {
     "cache-control": "no-store",
     "x-accel-buffering": "no",  # nginx passes it unbuffered
     "access-control-allow-origin": "*",
+    "server": "ercot-fast",
 }
 
 
@@ -70,7 +73,15 @@ class Stream:
         self.limit = limit
         self.keys = ApiKeys(follower.api_keys)
         self.reloaded = asyncio.get_running_loop().create_future()
+        self.subscribers = 0  # connected now
         self._catch_ups = {}
+
+    def app(self):
+        """The aiohttp application serving ``PATH``."""
+        app = web.Application()
+        app.router.add_route("GET", PATH, self.handle)
+        app.router.add_route("OPTIONS", PATH, self.handle)
+        return app
 
     def follow(self):
         """After the master published: the new store (and keys) for every subscriber."""
@@ -90,8 +101,6 @@ class Stream:
         return done
 
     async def handle(self, request):
-        from aiohttp import web
-
         if request.method == "OPTIONS":
             return _preflight(request)
         refusal, _ = guard.check(self.keys, self.limit, presented(request.headers.get("X-API-Key"),
@@ -110,6 +119,7 @@ class Stream:
             return _json(400, exc.message, f"{exc.details}; {hint}" if hint else exc.details)
         response = web.StreamResponse(headers=_EVENT_STREAM_HEADERS)
         await response.prepare(request)
+        self.subscribers += 1
         try:
             await _send(request, response, events.CONNECTED)
             while True:
@@ -121,8 +131,13 @@ class Stream:
                     await asyncio.wait_for(asyncio.shield(reloaded), HEARTBEAT_SECONDS)
                 except TimeoutError:
                     await _send(request, response, events.HEARTBEAT)
-        except (_Dropped, ConnectionError):
+        except _Dropped:
+            if request.transport is not None:
+                request.transport.abort()  # NOTE: close() would first send all that is buffered
+        except ConnectionError:
             pass
+        finally:
+            self.subscribers -= 1
         return response
 
 
@@ -141,16 +156,13 @@ async def _send(request, response, data):
 
 
 def _json(status, error, details, headers=()):
-    from aiohttp import web
-
     return web.json_response({"error": error, "details": details}, status=status,
-                             headers={"cache-control": "no-store", "access-control-allow-origin": "*", **dict(headers)})
+                             headers={"cache-control": "no-store", "access-control-allow-origin": "*", "server": "ercot-fast",
+                                      **dict(headers)})
 
 
 def _preflight(request):
     """CORS preflight (a page on the HTTP port sending X-API-Key or Last-Event-ID here)."""
-    from aiohttp import web
-
     return web.Response(status=204, headers={
         "access-control-allow-origin": "*",
         "access-control-allow-methods": "GET",
@@ -160,13 +172,8 @@ def _preflight(request):
 
 
 async def _serve(child, follower, addr, max_range_days, max_series, limit, ssl_context):
-    from aiohttp import web
-
     stream = Stream(follower, max_range_days, max_series, limit)
-    app = web.Application()
-    app.router.add_route("GET", PATH, stream.handle)
-    app.router.add_route("OPTIONS", PATH, stream.handle)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+    runner = web.AppRunner(stream.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     host, port = split_addr(addr)
     site = web.TCPSite(runner, host, port, backlog=_BACKLOG, ssl_context=ssl_context() if ssl_context else None)

@@ -208,7 +208,7 @@ function spreadData(view, x) {
     return x.map((t) => {
       const a = da?.get(t - (t % HOUR));
       const b = rt?.get(t);
-      return a == null || b == null ? null : Math.round((a - b) * 100) / 100;
+      return a == null || b == null ? null : a - b;
     });
   })];
 }

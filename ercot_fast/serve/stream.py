@@ -90,6 +90,7 @@ class Stream:
             self._catch_ups = {}
             reloaded, self.reloaded = self.reloaded, asyncio.get_running_loop().create_future()
             reloaded.set_result(None)
+            log.info("live-price stream follows the new store: %d subscribers catch up", self.subscribers)
 
     def catch_up(self, subscription, seen):
         key = (subscription, seen)

@@ -62,9 +62,9 @@ def serve(child, follower, addr, max_range_days, max_series, limit=None, ssl_con
 
 
 class Stream:
-    """Every subscriber's side of the published store: the current one, a
-    future that completes at the next reload, and catch-ups rendered once
-    per (subscription, what was seen) for a store."""
+    """Every subscriber's side of the published store: the current one, an
+    event set at the next reload, and catch-ups rendered once per
+    (subscription, what was seen) for a store."""
 
     def __init__(self, follower, max_range_days, max_series, limit):
         self.follower = follower
@@ -72,7 +72,7 @@ class Stream:
         self.max_series = max_series
         self.limit = limit
         self.keys = ApiKeys(follower.api_keys)
-        self.reloaded = asyncio.get_running_loop().create_future()
+        self.reloaded = asyncio.Event()  # set at the next reload (then replaced)
         self.subscribers = 0  # connected now
         self._catch_ups = {}
 
@@ -88,8 +88,8 @@ class Stream:
         if self.follower.changed() and self.follower.refresh():
             self.keys = ApiKeys(self.follower.api_keys)
             self._catch_ups = {}
-            reloaded, self.reloaded = self.reloaded, asyncio.get_running_loop().create_future()
-            reloaded.set_result(None)
+            reloaded, self.reloaded = self.reloaded, asyncio.Event()
+            reloaded.set()
             log.info("live-price stream follows the new store: %d subscribers catch up", self.subscribers)
 
     def catch_up(self, subscription, seen):
@@ -129,7 +129,9 @@ class Stream:
                 for event in found:
                     await _send(request, response, event)
                 try:
-                    await asyncio.wait_for(asyncio.shield(reloaded), HEARTBEAT_SECONDS)
+                    # PERF: asyncio.timeout, not wait_for: no task per wait (a reload wakes every subscriber)
+                    async with asyncio.timeout(HEARTBEAT_SECONDS):
+                        await reloaded.wait()
                 except TimeoutError:
                     await _send(request, response, events.HEARTBEAT)
         except _Dropped:
@@ -150,7 +152,8 @@ async def _send(request, response, data):
         log.warning("stream subscriber %s dropped: it does not take its events", request.remote)
         raise _Dropped
     try:
-        await asyncio.wait_for(response.write(data), WRITE_SECONDS)
+        async with asyncio.timeout(WRITE_SECONDS):  # NOTE: the write runs at once, in this task
+            await response.write(data)
     except TimeoutError:
         log.warning("stream subscriber %s dropped: a write blocked for %g s", request.remote, WRITE_SECONDS)
         raise _Dropped from None

@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import mmap
 import os
+import shutil
 import signal
 import statistics
 import threading
@@ -170,7 +171,9 @@ def main():
     if WRK_CPUS:
         os.sched_setaffinity(0, WRK_CPUS)  # the subscribers' loop beside wrk, off the service's CPU
     with harness.scratch("bench-stream-") as scratch:
-        data_dir = harness.data_dir(args.data_dir, scratch, write_demo_data)
+        # NOTE: a copy: the newest hours are held back and written again
+        data_dir = shutil.copytree(args.data_dir, scratch / "data") if args.data_dir else \
+            harness.data_dir(None, scratch, write_demo_data)
         write_them = hold_back(data_dir)
         addr, stream_addr = harness.free_addr(), harness.free_addr()
         runtime = scratch / "run"

@@ -10,6 +10,7 @@ Without Chromium or playwright these tests skip, saying so; with
 ERCOT_FAST_REQUIRE_BROWSER=1 (as CI sets) they fail instead."""
 import json
 import os
+from datetime import datetime
 import shutil
 import signal
 import urllib.parse
@@ -89,8 +90,6 @@ def api_points(base, **params):
     assert status == 200, body
     answer = json.loads(body)
     name = {"day_ahead": "DA", "real_time": "RT"}[params["price_type"]]
-    from datetime import datetime
-
     times = [datetime.fromisoformat(t).timestamp() for t in answer["timestamps"]]
     return {f"{name} {s['hub']}": [[t, p] for t, p in zip(times, s["prices"]) if p is not None] for s in answer["data"]}
 

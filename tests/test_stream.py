@@ -18,14 +18,15 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from falcon import testing
 
-from ercot_fast import timeutil
+from ercot_fast import config, timeutil
 from ercot_fast.api import events
 from ercot_fast.api.app import create_app
 from ercot_fast.demo import write_demo_data
 from ercot_fast.errors import QueryError
 from ercot_fast.serve import stream as stream_server
 from ercot_fast.store.load import load_store
-from serving import Served, fetch, wait_until
+from serving import Served, fetch
+from test_config import serve_args
 
 DA = {"price_type": "da", "hubs": "HB_NORTH,HB_WEST"}
 
@@ -301,3 +302,11 @@ def test_api_keys_and_the_rate_limit_apply_to_the_stream(fixture_utc_dir):
         subscriber.close()
     finally:
         served.stop()
+
+
+def test_the_stream_address_defaults_to_the_http_port_plus_one_and_must_differ():
+    assert config.serve_config(serve_args(), environ={}).stream_addr == "0.0.0.0:8081"
+    assert config.serve_config(serve_args("--json-addr", "127.0.0.1:9000"), environ={}).stream_addr == "127.0.0.1:9001"
+    assert config.serve_config(serve_args(), environ={"STREAM_ADDR": "127.0.0.1:7000"}).stream_addr == "127.0.0.1:7000"
+    with pytest.raises(SystemExit, match="--flight-addr and --stream-addr are both 127.0.0.1:7000"):
+        config.serve_config(serve_args("--flight-addr", "127.0.0.1:7000", "--stream-addr", "127.0.0.1:7000"), environ={})

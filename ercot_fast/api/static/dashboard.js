@@ -157,18 +157,17 @@ function setLive(on) {
 // --- the data -----------------------------------------------------------------------------------
 
 function merge(kind, answer) {
-  // an /api/prices answer into the points of its series; returns the newest instant in it
+  // an /api/prices answer into the points of its series
   const times = answer.timestamps.map((t) => Date.parse(t) / 1000);
   for (const { hub, prices } of answer.data) {
     const name = `${TYPES[kind].name} ${hub}`;
     const points = (dashboard.points[name] ||= new Map());
     times.forEach((t, i) => points.set(t, prices[i]));
   }
-  return times.length ? times[times.length - 1] : null;
 }
 
 function range(view) {
-  // [start, end] of the view as /api/prices bounds, and the same in epoch s
+  // the view's range as /api/prices bounds: its dates, or a preset's length ending at the newest interval
   if (view.range === "custom") {
     return { start_date: view.start, end_date: view.end };
   }
@@ -178,11 +177,11 @@ function range(view) {
   return { start_date: new Date(start * 1000).toISOString(), end_date: new Date(end * 1000).toISOString() };
 }
 
-function following(view, bounds) {
-  // new intervals are appended when the view reaches the newest data
+function following(view) {
+  // new intervals are appended when the view reaches the newest data: a preset, or dates up to its Central day
   if (view.range !== "custom") return true;
-  const end = Date.parse(bounds.end_date + "T23:59:59-06:00") / 1000;
-  return kinds(view).some((k) => dashboard.newest[k] === undefined || end >= dashboard.newest[k]);
+  const newest = kinds(view).map((k) => dashboard.newest[k]);
+  return newest.every((t) => t !== undefined) && newest.some((t) => view.end >= centralDay.format(new Date(t * 1000)));
 }
 
 // --- drawing --------------------------------------------------------------------------------------
@@ -302,23 +301,26 @@ async function load() {
   let first;
   const told = new Promise((resolve) => (first = resolve));
   const waiting = new Set(kinds(view));
-  let bounds = null;
   streams = kinds(view).map((kind) => new Follow(kind, priceParams(kind, view), (k, answer) => {
-    const newest = merge(k, answer);
     dashboard.events += 1;
-    if (newest !== null) dashboard.newest[k] = Math.max(dashboard.newest[k] ?? -Infinity, newest);
+    const times = answer.timestamps;
+    if (times.length) dashboard.newest[k] = Math.max(dashboard.newest[k] ?? -Infinity, Date.parse(times[times.length - 1]) / 1000);
     waiting.delete(k);
     if (!waiting.size) first();
-    if (dashboard.loaded && following(view, bounds)) update(view);
+    if (!following(view)) return;
+    merge(k, answer);
+    if (dashboard.loaded) {
+      update(view);
+      drawTable(view, range(view)).catch(fail); // the newest day's means change too
+    }
   }));
   // the newest intervals set where "the last 24 h" ends: wait for them, a little
   await Promise.race([told, new Promise((resolve) => setTimeout(resolve, 3000))]);
   if (ticket !== loading) return;
-  bounds = range(view);
+  const bounds = range(view);
   try {
     const answers = await Promise.all(kinds(view).map((kind) => api("/api/prices", { ...priceParams(kind, view), ...bounds })));
     if (ticket !== loading) return;
-    if (!following(view, bounds)) dashboard.points = {}; // the stream's newest intervals lie outside this view
     kinds(view).forEach((kind, i) => merge(kind, answers[i]));
     draw(view);
     dashboard.loaded = true;

@@ -35,6 +35,26 @@ def fetch(url, context=None, headers=None):
         return err.code, err.headers, err.read()
 
 
+# the process names of the master's supervised children (serve.gunicorn): every other child is an HTTP worker
+SUPERVISED = ("ercot-flight", "ercot-stream", "ercot-health")
+
+
+def http_workers(master):
+    """The pids of the master's HTTP workers (none once it has exited)."""
+    found = []
+    try:
+        for task in Path(f"/proc/{master}/task").iterdir():
+            for pid in (task / "children").read_text().split():
+                try:
+                    if Path(f"/proc/{pid}/comm").read_text().strip() not in SUPERVISED:
+                        found.append(int(pid))
+                except FileNotFoundError:  # it has just exited
+                    pass
+    except FileNotFoundError:  # the master (or a thread of it) is gone
+        pass
+    return found
+
+
 def wait_until(predicate, what, timeout=30):
     """Poll ``predicate`` until it is true; fail with ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

@@ -225,7 +225,8 @@ def test_post_for_a_list_longer_than_a_url(serve, data):
 
 def test_an_unwritable_runtime_folder_is_a_clear_error(data):
     run = subprocess.run([ERCOT_FAST, "serve", "--data-dir", str(data), "--runtime-dir", "/proc/no-such-folder",
-                          "--json-addr", f"127.0.0.1:{free_port()}", "--flight-addr", f"127.0.0.1:{free_port()}"],
+                          "--json-addr", f"127.0.0.1:{free_port()}", "--flight-addr", f"127.0.0.1:{free_port()}",
+                          "--stream-addr", f"127.0.0.1:{free_port()}"],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 1 and "Traceback" not in run.stderr
     assert "error: cannot write the store the processes share" in run.stderr and "--runtime-dir" in run.stderr

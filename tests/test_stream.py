@@ -8,6 +8,7 @@ import json
 import shutil
 import signal
 import socket
+import subprocess
 import urllib.parse
 import urllib.request
 
@@ -25,7 +26,7 @@ from ercot_fast.demo import write_demo_data
 from ercot_fast.errors import QueryError
 from ercot_fast.serve import stream as stream_server
 from ercot_fast.store.load import load_store
-from serving import Served, fetch
+from serving import ERCOT_FAST, Served, fetch, free_port
 from test_config import serve_args
 
 DA = {"price_type": "da", "hubs": "HB_NORTH,HB_WEST"}
@@ -310,3 +311,19 @@ def test_the_stream_address_defaults_to_the_http_port_plus_one_and_must_differ()
     assert config.serve_config(serve_args(), environ={"STREAM_ADDR": "127.0.0.1:7000"}).stream_addr == "127.0.0.1:7000"
     with pytest.raises(SystemExit, match="--flight-addr and --stream-addr are both 127.0.0.1:7000"):
         config.serve_config(serve_args("--flight-addr", "127.0.0.1:7000", "--stream-addr", "127.0.0.1:7000"), environ={})
+
+
+def test_a_stream_port_in_use_is_a_clear_error(fixture_utc_dir):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [ERCOT_FAST, "serve", "--data-dir", str(fixture_utc_dir), "--json-addr", f"127.0.0.1:{free_port()}",
+             "--flight-addr", f"127.0.0.1:{free_port()}", "--stream-addr", f"127.0.0.1:{port}", "--workers", "1",
+             "--worker-class", "sync"],
+            capture_output=True, text=True, timeout=120,
+        )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"error: the live-price stream cannot serve on 127.0.0.1:{port}" in result.stderr
+    assert "choose another with --stream-addr or STREAM_ADDR" in result.stderr

@@ -28,6 +28,7 @@ from ercot_fast.serve import stream as stream_server
 from ercot_fast.store.load import load_store
 from serving import ERCOT_FAST, Served, fetch, free_port
 from test_config import serve_args
+from throwaway_tls import ThrowawayCA
 
 DA = {"price_type": "da", "hubs": "HB_NORTH,HB_WEST"}
 
@@ -219,8 +220,9 @@ def test_a_subscriber_that_does_not_read_is_dropped_not_buffered(tmp_path, monke
 class Subscriber:
     """An SSE client reading events as they come (urllib: redirects followed, chunks decoded)."""
 
-    def __init__(self, url, headers=None):
-        self.response = urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=30)
+    def __init__(self, url, headers=None, context=None):
+        self.response = urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=30,
+                                               context=context)
 
     def next_event(self):
         lines = []
@@ -327,3 +329,16 @@ def test_a_stream_port_in_use_is_a_clear_error(fixture_utc_dir):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert f"error: the live-price stream cannot serve on 127.0.0.1:{port}" in result.stderr
     assert "choose another with --stream-addr or STREAM_ADDR" in result.stderr
+
+
+def test_with_tls_the_stream_is_https_too(fixture_utc_dir, tmp_path):
+    served = Served(["--data-dir", str(fixture_utc_dir), "--workers", "1"], {}, tls=ThrowawayCA(tmp_path / "tls"))
+    try:
+        served.wait_ready()
+        subscriber = Subscriber(f"{served.base}/api/stream?price_type=da&hubs=HB_NORTH&backfill=1",
+                                context=served.context)  # the HTTPS port's 307, followed
+        assert subscriber.response.url.startswith(f"https://127.0.0.1:{served.stream_port}/")
+        assert subscriber.next_event()["event"] == "day_ahead"
+        subscriber.close()
+    finally:
+        served.stop()

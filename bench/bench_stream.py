@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 import _harness as harness
-from bench_http import QUERIES, SERVER_CPUS, WRK_CPUS, add_wrk_options, wrk
+from loadgen import add_wrk_options, wrk
 from ercot_fast.demo import write_demo_data
 
 STREAM = "/api/stream?price_type=day_ahead&hubs=HB_NORTH,HB_HOUSTON"
@@ -168,8 +168,8 @@ def main():
     parser.add_argument("--out", default=str(harness.RESULTS / "stream.json"))
     args = parser.parse_args()
     load_average = os.getloadavg()  # NOTE: other work on the machine moves the requests/s; the ratios less
-    if WRK_CPUS:
-        os.sched_setaffinity(0, WRK_CPUS)  # the subscribers' loop beside wrk, off the service's CPU
+    if harness.CLIENT_CPUS:
+        os.sched_setaffinity(0, harness.CLIENT_CPUS)  # the subscribers' loop beside wrk, off the service's CPU
     with harness.scratch("bench-stream-") as scratch:
         # NOTE: a copy: the newest hours are held back and written again
         data_dir = shutil.copytree(args.data_dir, scratch / "data") if args.data_dir else \
@@ -178,12 +178,12 @@ def main():
         addr, stream_addr = harness.free_addr(), harness.free_addr()
         runtime = scratch / "run"
         runtime.mkdir()
-        serve = harness.serve_command(data_dir, addr, harness.free_addr(), 1, "--stream-addr", stream_addr,
-                                      "--runtime-dir", runtime)
-        with harness.Server("ercot-fast", serve, cpus=SERVER_CPUS) as server:
+        serve = harness.serve_command(data_dir, addr, harness.free_addr(), 1, "--runtime-dir", runtime,
+                                      stream_addr=stream_addr)
+        with harness.Server("ercot-fast", serve, cpus=harness.SERVER_CPUS) as server:
             server.wait_for_http(f"http://{addr}/api/health")
             subscribers = Subscribers(stream_addr, args.subscribers)
-            url = f"http://{addr}/api/prices?{QUERIES['tile']}"
+            url = f"http://{addr}/api/prices?{harness.QUERIES['tile']}"
             child = stream_child(server.proc.pid)
             rounds = {"0 subscribers": [], f"{args.subscribers} subscribers": []}
             child_cpu = []  # the stream child's CPU seconds during each round with subscribers

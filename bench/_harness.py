@@ -145,10 +145,13 @@ def on_cpus(cpus):
     return (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
 
 
-def serve_command(data_dir, json_addr, flight_addr, workers=1, *options):
-    """``ercot-fast serve`` as users run it, on the given addresses, logging warnings only."""
+def serve_command(data_dir, json_addr, flight_addr, workers=1, *options, stream_addr=None):
+    """``ercot-fast serve`` as users run it, on the given addresses (the
+    stream's, ``stream_addr``, else a free one: the HTTP port + 1 may be
+    another server's), logging warnings only."""
     return [str(BIN / "ercot-fast"), "serve", "--data-dir", str(data_dir), "--json-addr", json_addr,
-            "--flight-addr", flight_addr, "--workers", str(workers), "--log-level", "warning", *options]
+            "--flight-addr", flight_addr, "--stream-addr", stream_addr or free_addr(), "--workers", str(workers),
+            "--log-level", "warning", *options]
 
 
 def http_get(url, timeout=30):

@@ -20,6 +20,7 @@ DEFAULT_SQL_TIMEOUT = 30.0  # seconds one Flight SQL query may run
 DEFAULT_SQL_MAX_RESULT_MB = 512  # Arrow bytes of one Flight SQL answer
 DEFAULT_SQL_MEMORY_MB = 1024  # the SQL engine's working memory
 DEFAULT_MAX_RESPONSE_MB = 256  # largest HTTP answer body
+DEFAULT_STREAM_ADDR = "0.0.0.0:8081"  # the HTTP default's port + 1
 DEFAULT_REQUEST_TIMEOUT = 20.0  # seconds an HTTP request may compute (under gunicorn's 30 s worker timeout)
 # ERCOT's report listings and downloads (ercot-fast fetch)
 FETCH_REPORTS = ("np4-190-cd", "np6-905-cd", "np4-188-cd")  # fetch.reports.REPORTS, kept equal by a test
@@ -85,6 +86,7 @@ class ServeConfig:
     s3_endpoint: str | None = None  # an S3-compatible store's URL (MinIO); None: AWS's, from the environment
     flight_advertise: tuple = ()  # Flight locations get_flight_info lists; empty: this server's own
     fetch: FetchConfig | None = None  # serve --fetch: the fetcher's settings; None: no fetcher
+    stream_addr: str = DEFAULT_STREAM_ADDR  # the live-price stream's (Server-Sent Events) address
 
     @property
     def tls(self):
@@ -136,6 +138,7 @@ _SERVE_SETTINGS = {
     "reload_interval": ("RELOAD_INTERVAL", 0.0, float),
     "s3_endpoint": ("S3_ENDPOINT", None, str),
     "flight_advertise": ("FLIGHT_ADVERTISE", (), lambda text: parse_locations(text)),  # NOTE: defined below
+    "stream_addr": ("STREAM_ADDR", None, str),  # None: the HTTP address's port + 1
 }
 
 
@@ -319,6 +322,12 @@ def add_serve_arguments(parser):
         "default off; the --fetch-* flags below, and `ercot-fast fetch --help`)",
     )
     add_fetch_arguments(parser, interval_flag="--fetch-interval")
+    parser.add_argument(
+        "--stream-addr",
+        metavar="HOST:PORT",
+        help="the live-price stream, GET /api/stream (Server-Sent Events), on this address; /api/stream on the "
+        "HTTP port redirects there (env STREAM_ADDR; default: the --json-addr host and its port + 1, 0.0.0.0:8081)",
+    )
     add_storage_arguments(parser)
 
 
@@ -511,6 +520,9 @@ def serve_config(args, environ=os.environ):
                 raise SystemExit(f"error: environment variable {env}={environ[env]!r} is not a valid {what} ({exc})")
         values[name] = default if value is None else value
     http_tls = values["tls_cert"] is not None and not values["plain_http"]
+    if values["stream_addr"] is None:
+        host, port = split_addr(values["json_addr"])
+        values["stream_addr"] = f"{host}:{port + 1}"
     _check_tls(values["tls_cert"], values["tls_key"], values["worker_class"] if http_tls else None)
     if values["worker_class"] is None:
         values["worker_class"] = TLS_WORKER_CLASS if http_tls else "meinheld"
@@ -550,7 +562,7 @@ def serve_config(args, environ=os.environ):
         raise SystemExit("error: --reload-interval is 0 (off) or a number of seconds, like 30")
     if not 0 <= config.drain_seconds <= 3600:
         raise SystemExit("error: --drain-seconds is from 0 (stop at once) to 3600")
-    addrs = {"--json-addr": config.json_addr, "--flight-addr": config.flight_addr}
+    addrs = {"--json-addr": config.json_addr, "--flight-addr": config.flight_addr, "--stream-addr": config.stream_addr}
     if config.health_addr:
         addrs["--health-addr"] = config.health_addr
     for addr in addrs.values():

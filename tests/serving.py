@@ -35,6 +35,26 @@ def fetch(url, context=None, headers=None):
         return err.code, err.headers, err.read()
 
 
+# the process names of the master's supervised children (serve.gunicorn): every other child is an HTTP worker
+SUPERVISED = ("ercot-flight", "ercot-stream", "ercot-health")
+
+
+def http_workers(master):
+    """The pids of the master's HTTP workers (none once it has exited)."""
+    found = []
+    try:
+        for task in Path(f"/proc/{master}/task").iterdir():
+            for pid in (task / "children").read_text().split():
+                try:
+                    if Path(f"/proc/{pid}/comm").read_text().strip() not in SUPERVISED:
+                        found.append(int(pid))
+                except FileNotFoundError:  # it has just exited
+                    pass
+    except FileNotFoundError:  # the master (or a thread of it) is gone
+        pass
+    return found
+
+
 def wait_until(predicate, what, timeout=30):
     """Poll ``predicate`` until it is true; fail with ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -53,12 +73,15 @@ class Served:
         self.base = f"http{'s' if tls else ''}://127.0.0.1:{self.port}"
         self.flight_port = flight_port or free_port()
         self.flight_location = f"grpc{'+tls' if tls else ''}://127.0.0.1:{self.flight_port}"
+        self.stream_port = free_port()
+        self.stream_base = f"http{'s' if tls else ''}://127.0.0.1:{self.stream_port}"
         self.context = None
         if tls:
             args = [*args, "--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
             self.context = ssl.create_default_context(cafile=tls.ca)
         env = {**os.environ, **env}
-        for variable, flag, port in (("JSON_ADDR", "--json-addr", self.port), ("FLIGHT_ADDR", "--flight-addr", self.flight_port)):
+        for variable, flag, port in (("JSON_ADDR", "--json-addr", self.port), ("FLIGHT_ADDR", "--flight-addr", self.flight_port),
+                                     ("STREAM_ADDR", "--stream-addr", self.stream_port)):
             if variable in env:  # the address comes from the environment
                 env[variable] = f"127.0.0.1:{port}"
             else:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from serving import ERCOT_FAST, Load, Served, fetch, free_port, wait_until
+from serving import ERCOT_FAST, Load, Served, fetch, free_port, http_workers, wait_until
 
 TILE = "/api/prices?start_date=2021-02-14&end_date=2021-02-20&hubs=HB_NORTH,HB_WEST&price_type=da"
 PAGE = "/api/prices?start_date=2021-02-14&end_date=2021-02-20&hubs=HB_NORTH,LZ_WEST,LZ_HOUSTON&price_type=rt&resolution=15min"
@@ -88,13 +88,8 @@ def test_reloads_under_load_lose_no_request(serve, data, worker_class):
 
 def test_a_killed_worker_is_replaced_and_only_its_requests_fail(serve, data):
     served = serve(data, workers=2)
-    flight = served.flight_pid()
-
-    def http_workers():
-        return [pid for pid in children(served.proc.pid) if pid != flight]
-
-    wait_until(lambda: len(http_workers()) == 2, "the second worker did not boot")  # one answering is not two booted
-    workers = http_workers()
+    wait_until(lambda: len(http_workers(served.proc.pid)) == 2, "the second worker did not boot")  # one answering is not two booted
+    workers = http_workers(served.proc.pid)
     connections = 16
     with Load(served.port, PATHS, connections=connections) as load:
         load.wait_for(300)
@@ -103,7 +98,7 @@ def test_a_killed_worker_is_replaced_and_only_its_requests_fail(serve, data):
     # only requests on the killed worker's connections failed, each at most once
     assert len(load.failures) <= connections, load.failures
     assert served.proc.poll() is None  # the master survived
-    wait_until(lambda: len(http_workers()) == 2, "the worker was not replaced")
+    wait_until(lambda: len(http_workers(served.proc.pid)) == 2, "the worker was not replaced")
     assert health(served)[0] == 200
     log = served.stop()
     assert served.proc.returncode == 0 and "Traceback" not in log
@@ -197,8 +192,7 @@ def test_requests_the_http_server_rejects_itself(serve, data, worker_class):
     bytes in it, huge headers) the client gets a 400 (HTML, from the server
     layer: documented) and the connection is closed; the worker survives."""
     served = serve(data, workers=1, worker_class=worker_class)
-    flight = served.flight_pid()
-    [worker] = [pid for pid in children(served.proc.pid) if pid != flight]
+    [worker] = http_workers(served.proc.pid)
     long_url = b"GET /api/prices?price_type=da&hubs=" + b"HB_NORTH," * 1000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
     control = b"GET /api/\x01health HTTP/1.1\r\nHost: x\r\n\r\n"
     for raw in (long_url, control):
@@ -206,7 +200,7 @@ def test_requests_the_http_server_rejects_itself(serve, data, worker_class):
         assert answer.split(b"\r\n")[0].split()[1] in (b"400", b"414"), answer[:200]
     ok = raw_exchange(served.port, b"GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert ok.startswith(b"HTTP/1.1 200") and b'"status":"healthy"' in ok
-    assert [pid for pid in children(served.proc.pid) if pid != flight] == [worker]
+    assert http_workers(served.proc.pid) == [worker]
     served.stop()
 
 
@@ -231,7 +225,8 @@ def test_post_for_a_list_longer_than_a_url(serve, data):
 
 def test_an_unwritable_runtime_folder_is_a_clear_error(data):
     run = subprocess.run([ERCOT_FAST, "serve", "--data-dir", str(data), "--runtime-dir", "/proc/no-such-folder",
-                          "--json-addr", f"127.0.0.1:{free_port()}", "--flight-addr", f"127.0.0.1:{free_port()}"],
+                          "--json-addr", f"127.0.0.1:{free_port()}", "--flight-addr", f"127.0.0.1:{free_port()}",
+                          "--stream-addr", f"127.0.0.1:{free_port()}"],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 1 and "Traceback" not in run.stderr
     assert "error: cannot write the store the processes share" in run.stderr and "--runtime-dir" in run.stderr

@@ -124,7 +124,8 @@ def test_the_image_runs_as_a_numeric_non_root_user_to_the_end():
 
 def test_ports_and_environment_are_the_service_s():
     exposed = {int(port) for port in values(RUNTIME, "EXPOSE")[0].split()}
-    assert exposed == {config.split_addr(config._SERVE_SETTINGS[name][1])[1] for name in ("json_addr", "flight_addr")}
+    defaults = [config._SERVE_SETTINGS[name][1] for name in ("json_addr", "flight_addr")] + [config.DEFAULT_STREAM_ADDR]
+    assert exposed == {config.split_addr(addr)[1] for addr in defaults}
     env = env_of(RUNTIME)
     assert set(env) - {"PATH", "PYTHONUNBUFFERED"} <= READ
     assert env["DATA_DIR"] == "/data"

@@ -502,6 +502,7 @@ def test_serve_fetch_with_some_credentials_does_not_start(tmp_path, standin):
     env.pop("ERCOT_USERNAME", None)
     command = [ERCOT_FAST, "serve", "--data-dir", str(tmp_path / "data"), "--workers", "1", "--worker-class", "sync",
                "--json-addr", f"127.0.0.1:{free_port()}", "--flight-addr", f"127.0.0.1:{free_port()}",
+               "--stream-addr", f"127.0.0.1:{free_port()}",
                "--fetch", "--mis-url", standin.url]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode != 0

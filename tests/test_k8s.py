@@ -98,8 +98,9 @@ def test_ports_are_the_service_s():
     assert port("http") == config.split_addr(config._SERVE_SETTINGS["json_addr"][1])[1]
     assert port("flight") == config.split_addr(config._SERVE_SETTINGS["flight_addr"][1])[1]
     assert port("health") == config.split_addr(SETTINGS["HEALTH_ADDR"])[1]
+    assert port("stream") == config.split_addr(config.DEFAULT_STREAM_ADDR)[1]  # where /api/stream redirects
     service_ports = {p["name"]: p for p in one("Service")["spec"]["ports"]}
-    assert set(service_ports) == {"http", "flight"}
+    assert set(service_ports) == {"http", "flight", "stream"}
     for name, service_port in service_ports.items():
         assert service_port["targetPort"] == name and service_port["port"] == port(name)
 

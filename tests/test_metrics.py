@@ -15,7 +15,7 @@ from ercot_fast.api.app import create_app
 from ercot_fast.metrics import counters as counters_module
 from ercot_fast.metrics.counters import Counters
 from ercot_fast.metrics.exposition import METRICS, text
-from serving import Served, fetch
+from serving import Served, fetch, http_workers
 
 TILE = "start_date=2021-02-15&end_date=2021-02-15&hubs=HB_NORTH&price_type=day_ahead"
 
@@ -123,22 +123,16 @@ def test_serve_metrics_add_up_workers_flight_and_the_master(utc_dir, tmp_path):
         served.proc.send_signal(signal.SIGHUP)
         found = _wait_for(lambda f: value(f, "ercot_fast_reloads_total", outcome="published") == 1, served)
 
-        flight_pid = served.flight_pid()
-        worker = next(pid for pid in _children(served.proc.pid) if pid != flight_pid)
+        worker = http_workers(served.proc.pid)[0]
         time.sleep(1.2)  # its counts reach its file
         os.kill(worker, signal.SIGKILL)
         found = _wait_for(lambda f: value(f, "ercot_fast_processes", role="http") == 2
-                          and worker not in _children(served.proc.pid), served)
+                          and worker not in http_workers(served.proc.pid), served)
         after = value(found, "ercot_fast_http_requests_total", route="/api/prices", status="200", path="fastpath")
         assert after >= before  # a dead worker's counts stay in the totals
     finally:
         log = served.stop()
     assert "Traceback" not in log
-
-
-def _children(master):
-    with open(f"/proc/{master}/task/{master}/children") as f:
-        return [int(pid) for pid in f.read().split()]
 
 
 def test_the_writer_thread_writes_the_file(tmp_path, monkeypatch):

@@ -108,7 +108,8 @@ def test_an_unusable_object_store_stops_serve_and_ingest_with_what_to_change(s3,
     endpoint = {"s3": s3.endpoint, "unreachable": f"http://127.0.0.1:{free_port()}"}.get(endpoint, endpoint)
     csv = tmp_path / "x.csv"
     csv.write_text("DeliveryDate,HourEnding,SettlementPoint,SettlementPointPrice,DSTFlag\n02/14/2021,01:00,HB_NORTH,20.5,N\n")
-    for command in (["serve", "--json-addr", f"127.0.0.1:{free_port()}", "--flight-addr", f"127.0.0.1:{free_port()}"],
+    for command in (["serve", "--json-addr", f"127.0.0.1:{free_port()}", "--flight-addr", f"127.0.0.1:{free_port()}",
+                     "--stream-addr", f"127.0.0.1:{free_port()}"],
                     ["ingest", str(csv)]):
         done = subprocess.run([ERCOT_FAST, *command, "--data-dir", data_dir, "--s3-endpoint", endpoint],
                               env={**__import__("os").environ, **s3.env}, capture_output=True, text=True, timeout=120)

@@ -206,7 +206,8 @@ def test_health_port_in_use_is_a_clear_error(fixture_utc_dir):
         port = taken.getsockname()[1]
         result = subprocess.run(
             [ERCOT_FAST, "serve", "--data-dir", str(fixture_utc_dir), "--json-addr", f"127.0.0.1:{free_port()}",
-             "--flight-addr", f"127.0.0.1:{free_port()}", "--health-addr", f"127.0.0.1:{port}", "--workers", "1",
+             "--flight-addr", f"127.0.0.1:{free_port()}",
+             "--stream-addr", f"127.0.0.1:{free_port()}", "--health-addr", f"127.0.0.1:{port}", "--workers", "1",
              "--worker-class", "sync"],
             capture_output=True, text=True, timeout=120,
         )

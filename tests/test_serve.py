@@ -142,7 +142,8 @@ def test_flight_port_in_use_is_a_clear_error(utc_dir):
         port = taken.getsockname()[1]
         result = subprocess.run(
             [ERCOT_FAST, "serve", "--data-dir", str(utc_dir), "--json-addr", f"127.0.0.1:{free_port()}",
-             "--flight-addr", f"127.0.0.1:{port}", "--workers", "1", "--worker-class", "sync"],
+             "--flight-addr", f"127.0.0.1:{port}", "--stream-addr", f"127.0.0.1:{free_port()}", "--workers", "1",
+             "--worker-class", "sync"],
             capture_output=True,
             text=True,
             timeout=120,
@@ -188,7 +189,8 @@ def test_a_stop_signal_while_starting_stops_it(fixture_utc_dir, after):
     extension's import) stops the service: exit 0, no traceback, nothing left."""
     proc = subprocess.Popen(
         [ERCOT_FAST, "serve", "--data-dir", str(fixture_utc_dir), "--json-addr", f"127.0.0.1:{free_port()}",
-         "--flight-addr", f"127.0.0.1:{free_port()}", "--workers", "1", "--worker-class", "sync"],
+         "--flight-addr", f"127.0.0.1:{free_port()}", "--stream-addr", f"127.0.0.1:{free_port()}", "--workers", "1",
+         "--worker-class", "sync"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
     time.sleep(after)

@@ -233,7 +233,8 @@ def test_a_bad_certificate_stops_serve_at_startup_naming_the_flag(fixture_utc_di
     garbage.write_text("-----BEGIN NOTHING-----\n")
     result = subprocess.run(
         [ERCOT_FAST, "serve", "--data-dir", str(fixture_utc_dir), "--json-addr", f"127.0.0.1:{free_port()}",
-         "--flight-addr", f"127.0.0.1:{free_port()}", "--tls-cert", str(garbage), "--tls-key", str(ca.key)],
+         "--flight-addr", f"127.0.0.1:{free_port()}",
+         "--stream-addr", f"127.0.0.1:{free_port()}", "--tls-cert", str(garbage), "--tls-key", str(ca.key)],
         capture_output=True, text=True, timeout=60,
     )
     assert result.returncode != 0

@@ -10,13 +10,16 @@ from ercot_fast.api import seam
 from ercot_fast.api.fastpath import PollFastPath
 from ercot_fast.api.resources import (
     JSON,
+    STATIC,
     AvailableHubsResource,
+    DashboardResource,
     HealthResource,
     MetricsResource,
     OpenApiResource,
     PricesResource,
     ReadyResource,
     ReloadResource,
+    StreamPointer,
     json_bytes,
 )
 from ercot_fast.api.response_cache import ResponseCache
@@ -28,12 +31,13 @@ from ercot_fast.config import (
     DEFAULT_MAX_RESPONSE_MB,
     DEFAULT_MAX_SERIES,
     DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_STREAM_ADDR,
 )
 
 log = logging.getLogger(__name__)
 
-ROUTES = ("/api/prices", "/api/health", "/api/ready", "/api/available_hubs", "/api/openapi.json", "/metrics",
-          "/api/admin/reload")
+ROUTES = ("/", "/api/prices", "/api/stream", "/api/health", "/api/ready", "/api/available_hubs", "/api/openapi.json",
+          "/metrics", "/api/admin/reload")
 # what a query error is about -> where an HTTP client finds what to change
 HINTS = {
     errors.SETTLEMENT_POINTS: "see /api/available_hubs",
@@ -55,6 +59,7 @@ def create_app(
     counters=None,
     draining=None,
     request_reload=None,
+    stream_addr=DEFAULT_STREAM_ADDR,
 ):
     """The WSGI app over ``store`` (already loaded: the app never reads files).
 
@@ -69,6 +74,7 @@ def create_app(
     ``draining``: a function, True while the service drains (``/api/ready`` 503).
     ``request_reload(who)``: asks the master for a reload (``POST
     /api/admin/reload``); None: refused (no API keys, or no master).
+    ``stream_addr``: where the live-price stream serves (``/api/stream`` redirects there).
     """
     counters = counters if counters is not None else Counters()
     app = falcon.App()
@@ -83,6 +89,9 @@ def create_app(
     app.add_route("/api/openapi.json", OpenApiResource(store))
     app.add_route("/metrics", MetricsResource(store, counters))
     app.add_route("/api/admin/reload", ReloadResource(request_reload, counters))
+    app.add_route("/", DashboardResource())
+    app.add_route("/api/stream", StreamPointer(stream_addr))
+    app.add_static_route("/static", str(STATIC))
     app.set_error_serializer(_serialize_error)
     app.add_error_handler(Exception, _internal_error)
     app.add_error_handler(errors.QueryError, _bad_request)

@@ -3,7 +3,7 @@ from the same constants the query layer and the resources check against, so
 that it cannot drift from them: every route, parameter, body, response and
 error shape. The settlement points it lists are those of the loaded store."""
 from ercot_fast import __version__, datasets, health
-from ercot_fast.api import encoding
+from ercot_fast.api import encoding, events
 from ercot_fast.query import parse
 from ercot_fast.render import arrow, formats
 
@@ -123,6 +123,32 @@ def document(settlement_points):
         "responses": {**_price_responses(),
                       "411": {"description": "No Content-Length (nor chunked body).", "content": _JSON_ERROR}},
     }
+    stream_get = {
+        "summary": "Server-Sent Events of new intervals, as reloads bring them (served on --stream-addr; here a redirect)",
+        "description": "One event per data set (`event:` its name) whenever a reload brings intervals newer than the "
+        "subscriber has seen, `data:` in the GET /api/prices shape; `id:` the newest instant sent of each data set "
+        "(comma-separated for combined), which Last-Event-ID resumes after; a comment every 15 s. A subscriber that "
+        "does not take its events is dropped (it reconnects with Last-Event-ID and misses nothing).",
+        "operationId": "getStream",
+        "parameters": [p for p in parameters if p["name"] not in events.NOT_STREAMED] + [
+            {"name": "backfill", "in": "query", "required": False,
+             "schema": {"type": "integer", "minimum": 0, "maximum": events.MAX_BACKFILL},
+             "description": "The newest N intervals of each data set, sent on connect."},
+            {"name": "Last-Event-ID", "in": "header", "required": False, "schema": {"type": "string"},
+             "description": "The id of the last event received: the stream resumes after it."},
+        ],
+        "security": _SECURITY,
+        "responses": {
+            "200": {"description": "The event stream (on the stream's own address).",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+            "307": {"description": "On the HTTP port: the stream's address, the query string kept (EventSource, fetch "
+                    "and curl -L follow it).",
+                    "headers": {"Location": {"schema": {"type": "string"}}},
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/StreamPointer"}}}},
+            "400": {"description": "A bad subscription: what is wrong, and what to change.", "content": _JSON_ERROR},
+            **_GUARD_RESPONSES,
+        },
+    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -133,6 +159,12 @@ def document(settlement_points):
         },
         "paths": {
             "/api/prices": {"get": {**prices_get, "security": _SECURITY}, "post": {**prices_post, "security": _SECURITY}},
+            "/api/stream": {"get": stream_get},
+            "/": {"get": {
+                "summary": "The price dashboard: a page drawing prices from this API, following the stream",
+                "operationId": "getDashboard",
+                "responses": {"200": {"description": "The page", "content": {"text/html": {"schema": {"type": "string"}}}}},
+            }},
             "/api/health": {"get": {
                 "summary": "Whether the service serves, and any problems",
                 "operationId": "getHealth",
@@ -239,6 +271,12 @@ def document(settlement_points):
                     "status": {"type": "string", "enum": [health.READY, health.NOT_READY]},
                     "reason": {"type": "string"},
                 },
+            },
+            "StreamPointer": {
+                "type": "object",
+                "required": ["stream", "details"],
+                "additionalProperties": False,
+                "properties": {"stream": {"type": "string"}, "details": {"type": "string"}},
             },
             "Error": {
                 "type": "object",

@@ -3,6 +3,7 @@ every answer comes from the in-memory store, through the query layer."""
 import contextlib
 import hashlib
 import json
+from pathlib import Path
 
 from typing import NamedTuple
 
@@ -382,3 +383,45 @@ class OpenApiResource:
         resp.content_type = JSON
 
     on_head = on_get
+
+
+STATIC = Path(__file__).with_name("static")  # the dashboard's page, script and the vendored chart library
+
+
+class DashboardResource:
+    """GET /: the price dashboard, one page (``static/index.html``) that asks
+    the API itself for everything it shows."""
+
+    def __init__(self):
+        self._body = (STATIC / "index.html").read_bytes()
+
+    def on_get(self, req, resp):
+        resp.data = self._body
+        resp.content_type = "text/html; charset=utf-8"
+        resp.cache_control = ("no-cache",)
+
+    on_head = on_get
+
+
+class StreamPointer:
+    """GET /api/stream on the HTTP port: the stream has a child of its own
+    (``serve.stream``) on ``stream_addr``, so that no subscriber holds an HTTP
+    worker. A 307 there, the query string kept: EventSource, fetch and
+    ``curl -L`` follow it (a proxy may route /api/stream there instead)."""
+
+    def __init__(self, stream_addr):
+        host, _, self._port = stream_addr.rpartition(":")
+        host = host.strip("[]")
+        self._host = None if host in ("0.0.0.0", "::", "") else host  # NOTE: every address: the one the client used
+
+    def on_get(self, req, resp):
+        host = self._host or req.host
+        if ":" in host:
+            host = f"[{host}]"
+        url = f"{req.scheme}://{host}:{self._port}/api/stream" + (f"?{req.query_string}" if req.query_string else "")
+        resp.status = falcon.HTTP_307
+        resp.location = url
+        resp.cache_control = ("no-store",)
+        resp.data = json_bytes({"stream": url, "details": "the live-price stream is served on a port of its own: follow "
+                                                          "the redirect (EventSource and fetch do; curl -L)"})
+        resp.content_type = JSON

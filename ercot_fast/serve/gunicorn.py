@@ -18,12 +18,14 @@ The Arrow Flight server runs in one more child of the master
 (``serve.supervisor``), forked before gunicorn starts (gRPC threads and fork()
 do not mix, and gunicorn forks workers at any time): it shares the store's
 pages too, follows reloads like the workers, is restarted after a crash, and
-stops with the master. With ``--health-addr`` the gRPC health service
+stops with the master. The live-price stream (``serve.stream``: Server-Sent
+Events on ``--stream-addr``) is another such child. With ``--health-addr`` the gRPC health service
 (``serve.grpc_health``) runs in another such child; the master publishes
 whether the Flight child serves, for it to report. With ``--fetch`` the
 fetcher (``serve.fetcher``) is one more, which signals SIGHUP after a fetch
 that changed files.
 """
+import functools
 import gc
 import logging
 import os
@@ -44,7 +46,7 @@ from ercot_fast.datadir import open_data_dir
 from ercot_fast.errors import ChildStartError
 from ercot_fast.metrics.counters import Counters
 from ercot_fast.flight import server as flight_server
-from ercot_fast.serve import fetcher, grpc_health, reload, tls
+from ercot_fast.serve import fetcher, grpc_health, reload, stream, tls
 from ercot_fast.serve.supervisor import ChildCall, Supervisor
 from ercot_fast.store.load import load_store, return_freed_memory
 from ercot_fast.store.shared import DRAINING, FLIGHT_SERVING, Publisher
@@ -115,7 +117,8 @@ class PriceService(BaseApplication):
             follower = self._follower = self.publisher.follower()
             self.flight = Supervisor("Arrow Flight server", flight_server.serve, title="ercot-flight",
                                      on_change=lambda running: self.set_status(**{FLIGHT_SERVING: running}))
-            self.children = [self.flight]
+            self.stream = Supervisor("live-price stream", stream.serve, title="ercot-stream")
+            self.children = [self.flight, self.stream]
             self.fetcher = None
             if settings.fetch is not None:
                 self.fetcher = Supervisor("ERCOT fetcher", fetcher.serve, title="ercot-fetch")
@@ -131,6 +134,9 @@ class PriceService(BaseApplication):
             self._flight_args = (follower, settings.flight_addr, settings.max_range_days, settings.stale_after, sql_limits,
                                  access_log_format, self.limit, Counters(metrics_folder, "flight") if settings.metrics else None,
                                  flight_tls, self.request_reload, settings.flight_advertise)
+            stream_tls = functools.partial(tls.server_context, settings.tls_cert, settings.tls_key) if settings.http_tls else None
+            self._stream_args = (follower, settings.stream_addr, settings.max_range_days, settings.max_series, self.limit,
+                                 stream_tls)
             self._reload = None  # the ChildCall loading a reload, while one runs
             self._reload_folder = None
             self._reload_again = False
@@ -187,6 +193,7 @@ class PriceService(BaseApplication):
             counters=counters,
             draining=lambda: follower.draining,
             request_reload=self.request_reload if follower.api_keys else None,
+            stream_addr=s.stream_addr,
         )
 
     def request_reload(self, who):
@@ -223,7 +230,7 @@ class PriceService(BaseApplication):
         return LiveApp(self._follower, self._build_app)
 
     def run(self):
-        """Start the Flight child (and the gRPC health child), then gunicorn,
+        """Start the Flight child, the stream child (and the gRPC health child), then gunicorn,
         whose arbiter starts the fetch child (``start_fetcher``); whatever ends
         gunicorn (SIGTERM, Ctrl-C, a fatal error) also stops the children and
         removes the shared store's files."""
@@ -234,6 +241,13 @@ class PriceService(BaseApplication):
                 raise SystemExit(
                     f"error: Arrow Flight cannot serve on {self.settings.flight_addr}: {exc.details} "
                     "(is the port in use? choose another with --flight-addr or FLIGHT_ADDR)"
+                )
+            try:
+                self.stream.start(*self._stream_args)
+            except ChildStartError as exc:
+                raise SystemExit(
+                    f"error: the live-price stream cannot serve on {self.settings.stream_addr}: {exc.details} "
+                    "(is the port in use? choose another with --stream-addr or STREAM_ADDR)"
                 )
             if self.grpc_health is not None:
                 try:

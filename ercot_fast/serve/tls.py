@@ -1,4 +1,5 @@
-"""HTTPS under gunicorn: one SSL context per worker, not one per connection.
+"""HTTPS under gunicorn: one SSL context per worker, not one per connection
+(and the context of the live-price stream's child, ``server_context``).
 
 gunicorn builds a new ``ssl.SSLContext`` for every connection it accepts
 (the certificate chain and key read and parsed again): about 2.7 ms of CPU
@@ -39,3 +40,11 @@ def _stamp(path):
     except OSError:
         return None
     return status.st_ino, status.st_size, status.st_mtime_ns
+
+
+def server_context(cert, key):
+    """A server's context of ``cert`` and ``key``, for a child serving HTTPS
+    outside gunicorn (the live-price stream)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context

@@ -234,6 +234,8 @@ def test_compose_nginx_fills_the_replicas_template():
     env = nginx["environment"]
     http_port = config.split_addr(env_of(RUNTIME)["JSON_ADDR"])[1]
     assert {env["REPLICA_A"], env["REPLICA_B"]} == {f"replica-a:{http_port}", f"replica-b:{http_port}"}
+    stream_port = config.split_addr(env_of(RUNTIME).get("STREAM_ADDR", config.DEFAULT_STREAM_ADDR))[1]
+    assert {env["STREAM_A"], env["STREAM_B"]} == {f"replica-a:{stream_port}", f"replica-b:{stream_port}"}
     assert {f"{env['HTTP_PORT']}:{env['HTTP_PORT']}", f"{env['HTTPS_PORT']}:{env['HTTPS_PORT']}"} == set(nginx["ports"])
     assert "80" not in (env["HTTP_PORT"], env["HTTPS_PORT"])  # the image's default.conf has 80
     [template] = [v for v in nginx["volumes"] if "/etc/nginx/templates/" in v]

@@ -51,17 +51,19 @@ def replicas(fixture_utc_dir, tmp_path):
     with S3Server() as s3:
         s3.bucket("prices")
         s3.upload(fixture_utc_dir, "prices/shared")
-        ports = [(free_port(), free_port()) for _ in range(2)]
-        advertise = ",".join(f"grpc://127.0.0.1:{flight_port}" for _, flight_port in ports)
+        ports = [(free_port(), free_port(), free_port()) for _ in range(2)]
+        advertise = ",".join(f"grpc://127.0.0.1:{flight_port}" for _, flight_port, _ in ports)
         instances = [
             Served(["--data-dir", "s3://prices/shared", "--s3-endpoint", s3.endpoint, "--workers", "2",
-                    "--reload-interval", str(RELOAD_INTERVAL), "--flight-advertise", advertise],
+                    "--reload-interval", str(RELOAD_INTERVAL), "--flight-advertise", advertise,
+                    "--stream-addr", f"127.0.0.1:{stream_port}"],
                    env=s3.env, port=port, flight_port=flight_port)
-            for port, flight_port in ports
+            for port, flight_port, stream_port in ports
         ]
         http_port, https_port = free_port(), free_port()
         site = render(TEMPLATE.read_text(), {
             "REPLICA_A": f"127.0.0.1:{ports[0][0]}", "REPLICA_B": f"127.0.0.1:{ports[1][0]}",
+            "STREAM_A": f"127.0.0.1:{ports[0][2]}", "STREAM_B": f"127.0.0.1:{ports[1][2]}",
             "HTTP_PORT": f"127.0.0.1:{http_port}", "HTTPS_PORT": f"127.0.0.1:{https_port}",
             "TLS_CERT": ca.cert, "TLS_KEY": ca.key,
         })
@@ -113,6 +115,17 @@ def test_replicas_behind_nginx(replicas, tmp_path):
             assert resp.content == fetch(first.base + path)[2]
             plain = client.get(path, headers={"Accept-Encoding": "identity"})
             assert plain.http_version == "HTTP/2" and plain.headers.get("etag") == fetch(first.base + path)[1].get("ETag")
+
+    # the live stream passes nginx unbuffered: its backfill arrives as an event at once
+    with httpx.Client(http2=True, verify=ssl.create_default_context(cafile=ca.ca), base_url=https_base) as client:
+        with client.stream("GET", "/api/stream?price_type=da&hubs=HB_NORTH&backfill=2", timeout=20) as resp:
+            assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")
+            lines = []
+            for line in resp.iter_lines():
+                lines.append(line)
+                if line.startswith("data:"):
+                    break
+            assert any(line.startswith("id:") for line in lines) and '"HB_NORTH"' in lines[-1]
 
     # a Flight pull spread over both replicas is the pull of one
     ticket = {"start_date": "2021-02-01", "end_date": "2021-02-28", "hubs": ["HB_NORTH", "HB_WEST"], "price_type": "rt",

@@ -170,6 +170,9 @@ def fuzz_http(port, requests, seed):
             examples.append({"what": "leak", "request": raw[:300].decode("latin-1"), "body": body[:500].decode("latin-1")})
         if status in (204, 304) or method in (b"HEAD", b"OPTIONS") or not body and status < 400:
             continue
+        target = raw.split(b"\r\n", 1)[0].split(b" ")[1:2] or [b""]
+        if status == 200 and (target[0] == b"/" or target[0].startswith((b"/?", b"/static/"))):
+            continue  # the dashboard's page and files: HTML, CSS, JavaScript, not JSON
         if status == 200 and b" /metrics" in raw.split(b"\r\n", 1)[0]:  # the Prometheus text, parsed back
             if not _prometheus_text(body):
                 counts["not_json"] += 1
